@@ -1,0 +1,302 @@
+//! Every message shape that can land in the DLQ, and how to tell them apart.
+//!
+//! - the relay's own dead letter ([`RelayDeadLetter`], `kind: "relay"`);
+//! - the stream event source mapping's on-failure record (sequence numbers
+//!   only, no payload);
+//! - EventBridge's target DLQ message (the original event envelope);
+//! - the profile function's asynchronous on-failure record (the original
+//!   event as `requestPayload`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::contract::{EventId, Timestamp, UserEvent};
+use crate::entry::BusEntry;
+
+/// SQS message attribute names the relay sets, for filtering without parsing.
+pub const ATTR_KIND: &str = "kind";
+pub const ATTR_ERROR_CODE: &str = "errorCode";
+
+/// Error codes of failures found before or around publishing.
+pub mod codes {
+    pub const UNDECODABLE: &str = "undecodable";
+    pub const CONTRACT_INVALID: &str = "contract_invalid";
+    pub const TOO_LARGE: &str = "too_large";
+    pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeadLetterKind {
+    Relay,
+    StreamBatch,
+    BusEvent,
+    LambdaAsync,
+}
+
+impl DeadLetterKind {
+    pub const ALL: [DeadLetterKind; 4] = [
+        DeadLetterKind::Relay,
+        DeadLetterKind::StreamBatch,
+        DeadLetterKind::BusEvent,
+        DeadLetterKind::LambdaAsync,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterKind::Relay => "relay",
+            DeadLetterKind::StreamBatch => "stream-batch",
+            DeadLetterKind::BusEvent => "bus-event",
+            DeadLetterKind::LambdaAsync => "lambda-async",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+    }
+}
+
+/// Where in the relay the event failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureStage {
+    /// The stream image is not an outbox record.
+    Decode,
+    /// The record breaks the event contract.
+    Contract,
+    /// The entry alone exceeds the request size limit.
+    Pack,
+    /// EventBridge refused the entry, or kept failing.
+    Publish,
+}
+
+/// The relay's own dead letter: everything needed to publish the event
+/// later, or to see why it never can be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayDeadLetter {
+    pub kind: DeadLetterKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// The entry to publish; absent when the image could not be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<BusEntry>,
+    /// The stream image as received, when it could not be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_image: Option<Value>,
+    pub stage: FailureStage,
+    pub error_code: String,
+    pub message: String,
+    pub attempts: u32,
+    pub first_failure_at: Timestamp,
+    pub last_failure_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+}
+
+/// The part of Lambda's stream on-failure record that redrive needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamBatchInfo {
+    pub shard_id: String,
+    pub start_sequence_number: String,
+    #[serde(default)]
+    pub end_sequence_number: Option<String>,
+    pub approximate_arrival_of_first_record: Timestamp,
+    pub approximate_arrival_of_last_record: Timestamp,
+    #[serde(default)]
+    pub batch_size: u32,
+    #[serde(default)]
+    pub stream_arn: Option<String>,
+}
+
+/// A minimal EventBridge envelope: what putting an event back needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Envelope {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub source: String,
+    pub detail_type: String,
+    pub detail: Value,
+}
+
+impl Envelope {
+    /// The entry that puts this event back on the bus, if it is one of ours.
+    pub fn to_entry(&self) -> Result<BusEntry, crate::contract::ContractError> {
+        let detail = self.detail.to_string();
+        let event = UserEvent::from_parts(&self.source, &self.detail_type, &detail)?;
+        Ok(BusEntry {
+            event_id: event.detail.event_id,
+            source: self.source.clone(),
+            detail_type: self.detail_type.clone(),
+            detail,
+            trace_header: None,
+        })
+    }
+}
+
+/// A DLQ message body, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeadLetter {
+    Relay(RelayDeadLetter),
+    StreamBatch {
+        info: StreamBatchInfo,
+        condition: Option<String>,
+    },
+    BusEvent(Envelope),
+    LambdaAsync {
+        event: Envelope,
+        condition: Option<String>,
+        error: Option<String>,
+    },
+}
+
+/// Why a DLQ message could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unreadable dead letter: {0}")]
+pub struct Unreadable(pub String);
+
+impl DeadLetter {
+    pub fn kind(&self) -> DeadLetterKind {
+        match self {
+            DeadLetter::Relay(_) => DeadLetterKind::Relay,
+            DeadLetter::StreamBatch { .. } => DeadLetterKind::StreamBatch,
+            DeadLetter::BusEvent(_) => DeadLetterKind::BusEvent,
+            DeadLetter::LambdaAsync { .. } => DeadLetterKind::LambdaAsync,
+        }
+    }
+
+    /// The error code to group by: the relay's own, the mapping's or
+    /// Lambda's condition, or what EventBridge said in `error_attribute`.
+    pub fn error_code(&self, error_attribute: Option<&str>) -> String {
+        match self {
+            DeadLetter::Relay(letter) => letter.error_code.clone(),
+            DeadLetter::StreamBatch { condition, .. }
+            | DeadLetter::LambdaAsync { condition, .. } => {
+                condition.clone().unwrap_or_else(|| "unknown".to_owned())
+            }
+            DeadLetter::BusEvent(_) => error_attribute.unwrap_or("unknown").to_owned(),
+        }
+    }
+
+    pub fn parse(body: &str) -> Result<Self, Unreadable> {
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| Unreadable(format!("not JSON: {e}")))?;
+        let shape = |e: serde_json::Error| Unreadable(e.to_string());
+        if value.get("kind").and_then(Value::as_str) == Some(DeadLetterKind::Relay.as_str()) {
+            return serde_json::from_value(value)
+                .map(DeadLetter::Relay)
+                .map_err(shape);
+        }
+        let condition = value
+            .pointer("/requestContext/condition")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let Some(info) = value.get("DDBStreamBatchInfo") {
+            let info = serde_json::from_value(info.clone()).map_err(shape)?;
+            return Ok(DeadLetter::StreamBatch { info, condition });
+        }
+        if let Some(payload) = value.get("requestPayload") {
+            let event = serde_json::from_value(payload.clone()).map_err(shape)?;
+            let error = value
+                .pointer("/responsePayload/errorType")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            return Ok(DeadLetter::LambdaAsync {
+                event,
+                condition,
+                error,
+            });
+        }
+        if value.get("detail-type").is_some() {
+            return serde_json::from_value(value)
+                .map(DeadLetter::BusEvent)
+                .map_err(shape);
+        }
+        Err(Unreadable("no known dead-letter shape".to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DETAIL: &str = r#"{"eventId":"019ad3a0-0000-7000-8000-000000000001","schemaVersion":1,"userId":"u1","email":"a@b.co","timestamp":"2026-11-29T11:46:06.123Z"}"#;
+
+    #[test]
+    fn a_relay_dead_letter_round_trips() {
+        let at = Timestamp::parse("2026-11-29T11:46:06.123Z").expect("valid");
+        let letter = RelayDeadLetter {
+            kind: DeadLetterKind::Relay,
+            event_id: None,
+            entry: None,
+            raw_image: Some(serde_json::json!({"eventId": {"S": "x"}})),
+            stage: FailureStage::Decode,
+            error_code: codes::UNDECODABLE.to_owned(),
+            message: "missing field `detail`".to_owned(),
+            attempts: 0,
+            first_failure_at: at,
+            last_failure_at: at,
+            sequence_number: Some("100".to_owned()),
+        };
+        let body = serde_json::to_string(&letter).expect("serialises");
+        assert_eq!(DeadLetter::parse(&body), Ok(DeadLetter::Relay(letter)));
+    }
+
+    #[test]
+    fn the_stream_mappings_on_failure_record_is_recognised() {
+        let body = r#"{
+          "requestContext": {"requestId": "r", "functionArn": "arn:aws:lambda:eu-west-1:1:function:f",
+                             "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 3},
+          "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+          "version": "1.0", "timestamp": "2026-11-29T11:46:10.000Z",
+          "DDBStreamBatchInfo": {"shardId": "shardId-1", "startSequenceNumber": "100", "endSequenceNumber": "200",
+            "approximateArrivalOfFirstRecord": "2026-11-29T11:46:06Z", "approximateArrivalOfLastRecord": "2026-11-29T11:46:07Z",
+            "batchSize": 2, "streamArn": "arn:aws:dynamodb:eu-west-1:1:table/t/stream/x"}
+        }"#;
+        let letter = DeadLetter::parse(body).expect("recognised");
+        assert_eq!(letter.kind(), DeadLetterKind::StreamBatch);
+        assert_eq!(letter.error_code(None), "RetryAttemptsExhausted");
+    }
+
+    #[test]
+    fn an_eventbridge_target_dlq_message_gives_back_its_event() {
+        let body = format!(
+            r#"{{"version":"0","id":"env-1","detail-type":"user.signed_in","source":"interview-companion.auth","account":"1","time":"2026-11-29T11:46:06Z","region":"eu-west-1","resources":[],"detail":{DETAIL}}}"#
+        );
+        let DeadLetter::BusEvent(envelope) = DeadLetter::parse(&body).expect("recognised") else {
+            panic!("not a bus event");
+        };
+        let entry = envelope.to_entry().expect("our event");
+        assert_eq!(entry.detail_type, "user.signed_in");
+        assert!(entry.event_id.is_some());
+    }
+
+    #[test]
+    fn a_lambda_async_failure_record_carries_the_original_event() {
+        let body = format!(
+            r#"{{"version":"1.0","timestamp":"2026-11-29T11:46:06Z","requestContext":{{"condition":"RetriesExhausted"}},
+               "requestPayload":{{"id":"env-2","detail-type":"user.signed_in","source":"interview-companion.auth","detail":{DETAIL}}},
+               "responsePayload":{{"errorType":"Permanent","errorMessage":"x"}}}}"#
+        );
+        let letter = DeadLetter::parse(&body).expect("recognised");
+        assert_eq!(letter.kind(), DeadLetterKind::LambdaAsync);
+        assert_eq!(letter.error_code(None), "RetriesExhausted");
+    }
+
+    #[test]
+    fn anything_else_is_unreadable() {
+        assert!(DeadLetter::parse("not json").is_err());
+        assert!(DeadLetter::parse(r#"{"hello":"world"}"#).is_err());
+        assert!(DeadLetter::parse(r#"{"kind":"relay"}"#).is_err());
+    }
+
+    #[test]
+    fn kinds_parse_from_their_names() {
+        for kind in DeadLetterKind::ALL {
+            assert_eq!(DeadLetterKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(DeadLetterKind::parse("other"), None);
+    }
+}

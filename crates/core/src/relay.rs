@@ -1,0 +1,469 @@
+//! Publishing outbox events: pack, put, retry only what failed, dead-letter
+//! what never can succeed, and report what is still failing.
+//!
+//! The same engine serves the stream handler, the scheduled sweep and
+//! `outboxctl` (sweep and redrive), so there is one publishing path.
+
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::{Instrument, info_span, warn};
+
+use crate::contract::Timestamp;
+use crate::dead_letter::{DeadLetterKind, FailureStage, RelayDeadLetter, codes};
+use crate::entry::{self, BusEntry};
+use crate::outbox::OutboxRecord;
+use crate::ports::{DeadLetterSink, EntryResult, OutboxStore, PortError, Publisher};
+use crate::retry::FullJitter;
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub max_entries: usize,
+    pub max_request_bytes: usize,
+    /// Invocations an event may fail transiently before it is dead-lettered
+    /// instead of holding its shard.
+    pub max_attempts: u32,
+    pub backoff: FullJitter,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: entry::MAX_ENTRIES_PER_REQUEST,
+            max_request_bytes: entry::MAX_REQUEST_BYTES,
+            max_attempts: 5,
+            backoff: FullJitter::new(Duration::from_millis(50), Duration::from_secs(2)),
+        }
+    }
+}
+
+/// PutEvents per-entry error codes that a later attempt can fix; every other
+/// code (`InvalidArgument`, `MalformedDetail`, `AccessDenied`,
+/// `NotAuthorizedForSourceException`, ...) is permanent.
+pub fn entry_error_is_retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException" | "InternalFailure" | "InternalException" | "ServiceUnavailable"
+    )
+}
+
+/// An event to publish, and its place in the batch it came from.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub position: usize,
+    pub sequence_number: Option<String>,
+    pub record: OutboxRecord,
+}
+
+/// A record that can never be published as it is.
+#[derive(Debug, Clone)]
+pub struct Poison {
+    pub position: usize,
+    pub sequence_number: Option<String>,
+    pub raw_image: Value,
+    pub stage: FailureStage,
+    pub error_code: &'static str,
+    pub message: String,
+}
+
+/// What one relay run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RelayReport {
+    pub published: usize,
+    /// Entry sends beyond the first, i.e. retries of failed entries only.
+    pub resent_entries: usize,
+    pub dead_lettered: usize,
+    /// Batch positions still failing: the caller reports the lowest.
+    pub failed_positions: Vec<usize>,
+    /// The largest `now - createdAt` among published events.
+    pub max_publish_lag: Option<Duration>,
+}
+
+impl RelayReport {
+    pub fn lowest_failed_position(&self) -> Option<usize> {
+        self.failed_positions.iter().copied().min()
+    }
+}
+
+struct InFlight {
+    candidate: Candidate,
+    entry: BusEntry,
+    last_error: String,
+}
+
+#[derive(Debug)]
+pub struct Relay<P, S, D> {
+    publisher: P,
+    store: S,
+    dead_letters: D,
+    config: RelayConfig,
+}
+
+impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
+    pub fn new(publisher: P, store: S, dead_letters: D, config: RelayConfig) -> Self {
+        Self {
+            publisher,
+            store,
+            dead_letters,
+            config,
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn publisher(&self) -> &P {
+        &self.publisher
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// Sends poison records to the DLQ; a poison record is never retried,
+    /// unless the DLQ itself is unreachable, when losing it is the worse
+    /// outcome.
+    pub async fn dead_letter_poison(&self, poison: Vec<Poison>, report: &mut RelayReport) {
+        for record in poison {
+            let now = Timestamp::now();
+            let letter = RelayDeadLetter {
+                kind: DeadLetterKind::Relay,
+                event_id: None,
+                entry: None,
+                raw_image: Some(record.raw_image),
+                stage: record.stage,
+                error_code: record.error_code.to_owned(),
+                message: record.message,
+                attempts: 0,
+                first_failure_at: now,
+                last_failure_at: now,
+                sequence_number: record.sequence_number,
+            };
+            match self.dead_letters.send(&letter).await {
+                Ok(()) => report.dead_lettered += 1,
+                Err(error) => {
+                    warn!(error = %error, "poison record could not be dead-lettered; the batch will be retried");
+                    report.failed_positions.push(record.position);
+                }
+            }
+        }
+    }
+
+    /// Publishes `candidates` before `deadline`, retrying failed entries with
+    /// backoff and full jitter while time remains.
+    pub async fn publish(
+        &self,
+        candidates: Vec<Candidate>,
+        deadline: Instant,
+        report: &mut RelayReport,
+    ) {
+        let mut in_flight = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let entry = candidate.record.bus_entry();
+            if entry.size() > self.config.max_request_bytes {
+                let message = format!(
+                    "entry is {} bytes, over the {} byte request limit",
+                    entry.size(),
+                    self.config.max_request_bytes
+                );
+                self.dead_letter_event(
+                    &candidate,
+                    FailureStage::Pack,
+                    codes::TOO_LARGE,
+                    &message,
+                    report,
+                )
+                .await;
+                continue;
+            }
+            in_flight.push(InFlight {
+                candidate,
+                entry,
+                last_error: String::new(),
+            });
+        }
+
+        let mut delays = self.config.backoff.build();
+        let mut given_up = Vec::new();
+        let mut first_round = true;
+        while !in_flight.is_empty() {
+            if !first_round {
+                let Some(delay) = delays.next() else { break };
+                if Instant::now() + delay >= deadline {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                report.resent_entries += in_flight.len();
+            }
+            first_round = false;
+            let (retry, stop) = self.publish_round(in_flight, deadline, report).await;
+            in_flight = retry;
+            given_up.extend(stop);
+        }
+        given_up.extend(in_flight);
+        for failed in given_up {
+            self.count_failure(failed, report).await;
+        }
+    }
+
+    /// One pass over everything in flight; returns (retry, stop retrying).
+    async fn publish_round(
+        &self,
+        in_flight: Vec<InFlight>,
+        deadline: Instant,
+        report: &mut RelayReport,
+    ) -> (Vec<InFlight>, Vec<InFlight>) {
+        let sizes: Vec<usize> = in_flight.iter().map(|f| f.entry.size()).collect();
+        let ranges = entry::pack(
+            &sizes,
+            self.config.max_entries,
+            self.config.max_request_bytes,
+        );
+        let mut items = in_flight.into_iter();
+        let mut retry = Vec::new();
+        let mut stop = Vec::new();
+        for range in ranges {
+            let mut chunk: Vec<InFlight> = items.by_ref().take(range.len()).collect();
+            let entries: Vec<BusEntry> = chunk.iter().map(|f| f.entry.clone()).collect();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome =
+                tokio::time::timeout(remaining, self.publisher.put_events(&entries)).await;
+            match outcome {
+                Err(_) => {
+                    for f in &mut chunk {
+                        "timeout".clone_into(&mut f.last_error);
+                    }
+                    stop.extend(chunk);
+                }
+                Ok(Err(error)) => {
+                    let retryable = error.is_retryable();
+                    warn!(error = %error, retryable, entries = chunk.len(), "PutEvents call failed");
+                    for f in &mut chunk {
+                        error.code().clone_into(&mut f.last_error);
+                    }
+                    if retryable {
+                        retry.extend(chunk);
+                    } else {
+                        stop.extend(chunk);
+                    }
+                }
+                Ok(Ok(results)) => {
+                    for (mut f, result) in chunk.into_iter().zip(results) {
+                        match result {
+                            EntryResult::Published { bus_event_id } => {
+                                self.mark_published(&f.candidate.record, &bus_event_id, report)
+                                    .await;
+                            }
+                            EntryResult::Failed { code, .. } if entry_error_is_retryable(&code) => {
+                                f.last_error = code;
+                                retry.push(f);
+                            }
+                            EntryResult::Failed { code, message } => {
+                                self.dead_letter_event(
+                                    &f.candidate,
+                                    FailureStage::Publish,
+                                    &code,
+                                    &message,
+                                    report,
+                                )
+                                .await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (retry, stop)
+    }
+
+    async fn mark_published(
+        &self,
+        record: &OutboxRecord,
+        bus_event_id: &str,
+        report: &mut RelayReport,
+    ) {
+        report.published += 1;
+        let now = Timestamp::now();
+        let lag = (now.as_datetime() - record.created_at.as_datetime())
+            .to_std()
+            .unwrap_or_default();
+        report.max_publish_lag = report.max_publish_lag.max(Some(lag));
+        let span = info_span!("mark_published", event_id = %record.event_id);
+        if let Err(error) = self
+            .store
+            .mark_published(record.event_id, bus_event_id, now)
+            .instrument(span)
+            .await
+        {
+            // Published is what matters; a stale pending marker only means
+            // the sweep may publish it again, which consumers deduplicate.
+            warn!(event_id = %record.event_id, error = %error, "published, but marking the outbox item failed");
+        }
+    }
+
+    async fn count_failure(&self, failed: InFlight, report: &mut RelayReport) {
+        let now = Timestamp::now();
+        let record = &failed.candidate.record;
+        match self
+            .store
+            .record_failure(record.event_id, &failed.last_error, now)
+            .await
+        {
+            Ok(history) if history.attempts >= self.config.max_attempts => {
+                let message = format!(
+                    "still failing after {} invocations, last error {}",
+                    history.attempts, failed.last_error
+                );
+                let letter = letter_for(
+                    &failed.candidate,
+                    FailureStage::Publish,
+                    codes::RETRIES_EXHAUSTED,
+                    &message,
+                    history.attempts,
+                    history.first_failure_at,
+                );
+                self.send_letter(&failed.candidate, &letter, report).await;
+            }
+            Ok(history) => {
+                warn!(event_id = %record.event_id, attempts = history.attempts, last_error = %failed.last_error, "event still failing; left for a later invocation");
+                report.failed_positions.push(failed.candidate.position);
+            }
+            Err(error) => {
+                warn!(event_id = %record.event_id, error = %error, "could not count the failure; left for a later invocation");
+                report.failed_positions.push(failed.candidate.position);
+            }
+        }
+    }
+
+    async fn dead_letter_event(
+        &self,
+        candidate: &Candidate,
+        stage: FailureStage,
+        code: &str,
+        message: &str,
+        report: &mut RelayReport,
+    ) {
+        let letter = letter_for(
+            candidate,
+            stage,
+            code,
+            message,
+            candidate.record.attempts + 1,
+            candidate
+                .record
+                .first_failure_at
+                .unwrap_or_else(Timestamp::now),
+        );
+        self.send_letter(candidate, &letter, report).await;
+    }
+
+    async fn send_letter(
+        &self,
+        candidate: &Candidate,
+        letter: &RelayDeadLetter,
+        report: &mut RelayReport,
+    ) {
+        let event_id = candidate.record.event_id;
+        match self.dead_letters.send(letter).await {
+            Ok(()) => {
+                report.dead_lettered += 1;
+                warn!(%event_id, error_code = %letter.error_code, "event dead-lettered");
+                if let Err(error) = self
+                    .store
+                    .mark_dead_lettered(event_id, &letter.error_code, letter.last_failure_at)
+                    .await
+                {
+                    warn!(%event_id, error = %error, "dead-lettered, but the outbox item still says pending");
+                }
+            }
+            Err(error) => {
+                warn!(%event_id, error = %error, "DLQ unreachable; the event stays failing so nothing is lost");
+                report.failed_positions.push(candidate.position);
+            }
+        }
+    }
+
+    /// Publishes pending items older than `older_than`: what the stream
+    /// never delivered. Bounded by `limit` items per run.
+    pub async fn sweep(
+        &self,
+        older_than: Duration,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<SweepReport, PortError> {
+        let cutoff_at = chrono::Utc::now()
+            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let cutoff = Timestamp::from_datetime(cutoff_at);
+        let records = self.store.pending(cutoff, limit).await?;
+        let oldest = records.iter().map(|r| r.created_at).min();
+        let (candidates, poison) = validate_records(records);
+        let mut relay = RelayReport::default();
+        self.dead_letter_poison(poison, &mut relay).await;
+        let found = candidates.len();
+        self.publish(candidates, deadline, &mut relay).await;
+        Ok(SweepReport {
+            found,
+            oldest_pending: oldest,
+            relay,
+        })
+    }
+}
+
+fn letter_for(
+    candidate: &Candidate,
+    stage: FailureStage,
+    code: &str,
+    message: &str,
+    attempts: u32,
+    first_failure_at: Timestamp,
+) -> RelayDeadLetter {
+    RelayDeadLetter {
+        kind: DeadLetterKind::Relay,
+        event_id: Some(candidate.record.event_id),
+        entry: Some(candidate.record.bus_entry()),
+        raw_image: None,
+        stage,
+        error_code: code.to_owned(),
+        message: message.to_owned(),
+        attempts,
+        first_failure_at,
+        last_failure_at: Timestamp::now(),
+        sequence_number: candidate.sequence_number.clone(),
+    }
+}
+
+/// What a sweep found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    pub found: usize,
+    pub oldest_pending: Option<Timestamp>,
+    pub relay: RelayReport,
+}
+
+/// Splits records read from the table into publishable candidates and
+/// contract-breaking poison, numbering them in order.
+pub fn validate_records(records: Vec<OutboxRecord>) -> (Vec<Candidate>, Vec<Poison>) {
+    let mut candidates = Vec::new();
+    let mut poison = Vec::new();
+    for (position, record) in records.into_iter().enumerate() {
+        match record.event() {
+            Ok(_) => candidates.push(Candidate {
+                position,
+                sequence_number: None,
+                record,
+            }),
+            Err(error) => poison.push(Poison {
+                position,
+                sequence_number: None,
+                raw_image: serde_json::to_value(&record).unwrap_or(Value::Null),
+                stage: FailureStage::Contract,
+                error_code: codes::CONTRACT_INVALID,
+                message: error.to_string(),
+            }),
+        }
+    }
+    (candidates, poison)
+}

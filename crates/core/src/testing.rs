@@ -1,0 +1,413 @@
+//! In-memory ports for unit tests, and fault-injecting wrappers that fail
+//! chosen calls of any port implementation, real or in-memory.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::contract::{EventId, Timestamp};
+use crate::dead_letter::RelayDeadLetter;
+use crate::entry::BusEntry;
+use crate::outbox::OutboxRecord;
+use crate::ports::{
+    DeadLetterSink, EntryResult, FailureHistory, Inserted, OutboxStore, PortError, ProfileStore,
+    Publisher, WriteOutcome,
+};
+use crate::profile::{ProfileUpdate, UserItem, WriteCase};
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An on/off fault.
+#[derive(Debug, Default)]
+pub struct Switch(AtomicBool);
+
+impl Switch {
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::SeqCst);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A bus that keeps what it was sent.
+#[derive(Debug, Default)]
+pub struct MemoryPublisher {
+    published: Mutex<Vec<BusEntry>>,
+    next_id: AtomicUsize,
+}
+
+impl MemoryPublisher {
+    pub fn published(&self) -> Vec<BusEntry> {
+        lock(&self.published).clone()
+    }
+}
+
+impl Publisher for MemoryPublisher {
+    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+        let mut published = lock(&self.published);
+        published.extend_from_slice(entries);
+        Ok(entries
+            .iter()
+            .map(|_| EntryResult::Published {
+                bus_event_id: format!("bus-{}", self.next_id.fetch_add(1, Ordering::SeqCst)),
+            })
+            .collect())
+    }
+}
+
+/// Entry-level faults: each entry fails with `code` with probability `ratio`.
+#[derive(Debug, Clone)]
+pub struct EntryFault {
+    pub code: String,
+    pub ratio: f64,
+}
+
+/// Wraps a publisher; can make whole calls fail, or fail a share of the
+/// entries without forwarding them, and logs what reached the inner one.
+#[derive(Debug)]
+pub struct FaultyPublisher<P> {
+    inner: P,
+    pub unavailable: Switch,
+    entry_fault: Mutex<Option<EntryFault>>,
+    rng: Mutex<fastrand::Rng>,
+    forwarded: Mutex<Vec<Option<EventId>>>,
+    calls: AtomicUsize,
+}
+
+impl<P> FaultyPublisher<P> {
+    pub fn new(inner: P) -> Self {
+        Self {
+            inner,
+            unavailable: Switch::default(),
+            entry_fault: Mutex::new(None),
+            rng: Mutex::new(fastrand::Rng::with_seed(7)),
+            forwarded: Mutex::new(Vec::new()),
+            calls: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    pub fn fail_entries(&self, fault: Option<EntryFault>) {
+        *lock(&self.entry_fault) = fault;
+    }
+
+    /// Event ids of every entry forwarded to the inner publisher, in order.
+    pub fn forwarded(&self) -> Vec<Option<EventId>> {
+        lock(&self.forwarded).clone()
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl<P: Publisher> Publisher for FaultyPublisher<P> {
+    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.unavailable.is_on() {
+            return Err(PortError::transient(
+                "PutEvents",
+                "ServiceUnavailable",
+                "injected: bus unavailable",
+            ));
+        }
+        let fault = lock(&self.entry_fault).clone();
+        let failing: Vec<bool> = {
+            let mut rng = lock(&self.rng);
+            entries
+                .iter()
+                .map(|_| fault.as_ref().is_some_and(|f| rng.f64() < f.ratio))
+                .collect()
+        };
+        let forward: Vec<BusEntry> = entries
+            .iter()
+            .zip(&failing)
+            .filter(|(_, fail)| !**fail)
+            .map(|(entry, _)| entry.clone())
+            .collect();
+        let mut inner_results = if forward.is_empty() {
+            Vec::new()
+        } else {
+            lock(&self.forwarded).extend(forward.iter().map(|e| e.event_id));
+            self.inner.put_events(&forward).await?
+        }
+        .into_iter();
+        let code = fault.map(|f| f.code).unwrap_or_default();
+        Ok(failing
+            .into_iter()
+            .map(|fail| {
+                if fail {
+                    EntryResult::Failed {
+                        code: code.clone(),
+                        message: "injected entry failure".to_owned(),
+                    }
+                } else {
+                    inner_results.next().unwrap_or(EntryResult::Failed {
+                        code: "InternalFailure".to_owned(),
+                        message: "inner publisher returned too few results".to_owned(),
+                    })
+                }
+            })
+            .collect())
+    }
+}
+
+/// An outbox table in memory, with the same conditions as the adapter.
+#[derive(Debug, Default)]
+pub struct MemoryOutbox {
+    items: Mutex<BTreeMap<EventId, OutboxRecord>>,
+}
+
+impl MemoryOutbox {
+    pub fn record(&self, event_id: EventId) -> Option<OutboxRecord> {
+        lock(&self.items).get(&event_id).cloned()
+    }
+
+    pub fn records(&self) -> Vec<OutboxRecord> {
+        lock(&self.items).values().cloned().collect()
+    }
+}
+
+fn missing(operation: &'static str, event_id: EventId) -> PortError {
+    PortError::permanent(
+        operation,
+        "ConditionalCheckFailedException",
+        format!("no outbox item {event_id}"),
+    )
+}
+
+impl OutboxStore for MemoryOutbox {
+    async fn insert(&self, record: &OutboxRecord) -> Result<Inserted, PortError> {
+        let mut items = lock(&self.items);
+        if items.contains_key(&record.event_id) {
+            return Ok(Inserted::AlreadyThere);
+        }
+        items.insert(record.event_id, record.clone());
+        Ok(Inserted::New)
+    }
+
+    async fn mark_published(
+        &self,
+        event_id: EventId,
+        bus_event_id: &str,
+        at: Timestamp,
+    ) -> Result<(), PortError> {
+        let mut items = lock(&self.items);
+        let item = items
+            .get_mut(&event_id)
+            .ok_or_else(|| missing("UpdateItem", event_id))?;
+        item.published_at = Some(at);
+        item.bus_event_id = Some(bus_event_id.to_owned());
+        item.pending_shard = None;
+        Ok(())
+    }
+
+    async fn record_failure(
+        &self,
+        event_id: EventId,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<FailureHistory, PortError> {
+        let mut items = lock(&self.items);
+        let item = items
+            .get_mut(&event_id)
+            .ok_or_else(|| missing("UpdateItem", event_id))?;
+        item.attempts += 1;
+        item.last_error = Some(error.to_owned());
+        let first_failure_at = *item.first_failure_at.get_or_insert(at);
+        Ok(FailureHistory {
+            attempts: item.attempts,
+            first_failure_at,
+        })
+    }
+
+    async fn mark_dead_lettered(
+        &self,
+        event_id: EventId,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<(), PortError> {
+        let mut items = lock(&self.items);
+        let item = items
+            .get_mut(&event_id)
+            .ok_or_else(|| missing("UpdateItem", event_id))?;
+        item.dead_lettered_at = Some(at);
+        item.last_error = Some(reason.to_owned());
+        item.pending_shard = None;
+        Ok(())
+    }
+
+    async fn pending(
+        &self,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, PortError> {
+        let mut pending: Vec<_> = lock(&self.items)
+            .values()
+            .filter(|r| r.is_pending() && r.created_at < cutoff)
+            .cloned()
+            .collect();
+        pending.sort_by_key(|r| r.created_at);
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    async fn get(&self, event_id: EventId) -> Result<Option<OutboxRecord>, PortError> {
+        Ok(self.record(event_id))
+    }
+}
+
+/// Wraps an outbox store; while `unavailable` is on every call fails with a
+/// transient error, as a throttled or unreachable table would.
+#[derive(Debug)]
+pub struct FaultyOutbox<S> {
+    inner: S,
+    pub unavailable: Switch,
+}
+
+impl<S> FaultyOutbox<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            unavailable: Switch::default(),
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self, operation: &'static str) -> Result<(), PortError> {
+        if self.unavailable.is_on() {
+            Err(PortError::transient(
+                operation,
+                "ProvisionedThroughputExceededException",
+                "injected: table unavailable",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: OutboxStore> OutboxStore for FaultyOutbox<S> {
+    async fn insert(&self, record: &OutboxRecord) -> Result<Inserted, PortError> {
+        self.check("PutItem")?;
+        self.inner.insert(record).await
+    }
+
+    async fn mark_published(
+        &self,
+        event_id: EventId,
+        bus_event_id: &str,
+        at: Timestamp,
+    ) -> Result<(), PortError> {
+        self.check("UpdateItem")?;
+        self.inner.mark_published(event_id, bus_event_id, at).await
+    }
+
+    async fn record_failure(
+        &self,
+        event_id: EventId,
+        error: &str,
+        at: Timestamp,
+    ) -> Result<FailureHistory, PortError> {
+        self.check("UpdateItem")?;
+        self.inner.record_failure(event_id, error, at).await
+    }
+
+    async fn mark_dead_lettered(
+        &self,
+        event_id: EventId,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<(), PortError> {
+        self.check("UpdateItem")?;
+        self.inner.mark_dead_lettered(event_id, reason, at).await
+    }
+
+    async fn pending(
+        &self,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, PortError> {
+        self.check("Query")?;
+        self.inner.pending(cutoff, limit).await
+    }
+
+    async fn get(&self, event_id: EventId) -> Result<Option<OutboxRecord>, PortError> {
+        self.check("GetItem")?;
+        self.inner.get(event_id).await
+    }
+}
+
+/// A DLQ in memory; `unavailable` makes sends fail.
+#[derive(Debug, Default)]
+pub struct MemoryDeadLetters {
+    letters: Mutex<Vec<RelayDeadLetter>>,
+    pub unavailable: Switch,
+}
+
+impl MemoryDeadLetters {
+    pub fn letters(&self) -> Vec<RelayDeadLetter> {
+        lock(&self.letters).clone()
+    }
+}
+
+impl DeadLetterSink for MemoryDeadLetters {
+    async fn send(&self, letter: &RelayDeadLetter) -> Result<(), PortError> {
+        if self.unavailable.is_on() {
+            return Err(PortError::transient(
+                "SendMessage",
+                "ServiceUnavailable",
+                "injected: DLQ unavailable",
+            ));
+        }
+        lock(&self.letters).push(letter.clone());
+        Ok(())
+    }
+}
+
+/// Users and processed-events tables in memory, evaluating each case's
+/// condition and write atomically under one lock, as a transaction does.
+#[derive(Debug, Default)]
+pub struct MemoryProfileStore {
+    users: Mutex<(BTreeMap<String, UserItem>, HashSet<String>)>,
+}
+
+impl MemoryProfileStore {
+    pub fn user(&self, user_id: &str) -> Option<UserItem> {
+        lock(&self.users).0.get(user_id).cloned()
+    }
+}
+
+impl ProfileStore for MemoryProfileStore {
+    async fn write(
+        &self,
+        update: &ProfileUpdate,
+        case: WriteCase,
+    ) -> Result<WriteOutcome, PortError> {
+        let mut guard = lock(&self.users);
+        let (users, processed) = &mut *guard;
+        if processed.contains(&update.dedupe_id) {
+            return Ok(WriteOutcome::Duplicate);
+        }
+        let current = users.get(update.user_id.as_str());
+        if !UserItem::condition_holds(current, update, case) {
+            return Ok(WriteOutcome::ConditionFailed);
+        }
+        let next = UserItem::apply(current.cloned(), update, case, Timestamp::now());
+        users.insert(update.user_id.to_string(), next);
+        processed.insert(update.dedupe_id.clone());
+        Ok(WriteOutcome::Applied)
+    }
+}
