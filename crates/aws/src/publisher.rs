@@ -1,0 +1,71 @@
+//! The EventBridge adapter of [`Publisher`].
+
+use auth_events_core::entry::BusEntry;
+use auth_events_core::ports::{EntryResult, PortError, Publisher};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::errors::classify;
+
+#[derive(Debug, Clone)]
+pub struct EventBridgePublisher {
+    client: aws_sdk_eventbridge::Client,
+    bus_name: String,
+}
+
+impl EventBridgePublisher {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus_name: bus_name.into(),
+        }
+    }
+
+    pub fn bus_name(&self) -> &str {
+        &self.bus_name
+    }
+
+    /// The SDK request entry for `entry` on this bus.
+    pub fn request_entry(&self, entry: &BusEntry) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus_name)
+            .source(&entry.source)
+            .detail_type(&entry.detail_type)
+            .detail(&entry.detail)
+            .set_trace_header(entry.trace_header.clone())
+            .build()
+    }
+}
+
+impl Publisher for EventBridgePublisher {
+    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+        let request: Vec<_> = entries.iter().map(|e| self.request_entry(e)).collect();
+        let output = self
+            .client
+            .put_events()
+            .set_entries(Some(request))
+            .send()
+            .await
+            .map_err(|e| classify("PutEvents", e))?;
+        let results: Vec<EntryResult> = output
+            .entries()
+            .iter()
+            .map(|result| match (result.event_id(), result.error_code()) {
+                (Some(id), None) => EntryResult::Published {
+                    bus_event_id: id.to_owned(),
+                },
+                (_, code) => EntryResult::Failed {
+                    code: code.unwrap_or("Unknown").to_owned(),
+                    message: result.error_message().unwrap_or_default().to_owned(),
+                },
+            })
+            .collect();
+        if results.len() != entries.len() {
+            return Err(PortError::transient(
+                "PutEvents",
+                "InternalFailure",
+                format!("{} results for {} entries", results.len(), entries.len()),
+            ));
+        }
+        Ok(results)
+    }
+}
