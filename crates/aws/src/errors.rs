@@ -4,7 +4,7 @@ use std::error::Error;
 use std::fmt::Debug;
 
 use auth_events_core::ports::PortError;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Error codes, across the services we call, that a later attempt can fix.
 pub fn code_is_retryable(code: &str) -> bool {
@@ -28,6 +28,16 @@ pub fn code_is_retryable(code: &str) -> bool {
     )
 }
 
+/// The innermost cause: for a dispatch failure, the line that says what
+/// actually went wrong ("Connection refused"), without the wrapper chain.
+fn root_cause(error: &(dyn Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
+}
+
 /// Classifies an SDK error: timeouts, dispatch failures, 5xx and throttling
 /// are transient; everything else is permanent.
 pub fn classify<E, R>(operation: &'static str, error: SdkError<E, R>) -> PortError
@@ -47,7 +57,7 @@ where
     };
     let message = error
         .message()
-        .map_or_else(|| DisplayErrorContext(&error).to_string(), str::to_owned);
+        .map_or_else(|| format!("{error}: {}", root_cause(&error)), str::to_owned);
     let source = Some(Box::new(error) as _);
     if retryable {
         PortError::Transient {

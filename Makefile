@@ -1,0 +1,52 @@
+# The two commands a newcomer needs are `make demo` and `make test`; both
+# set up what they need (a pinned moto server in .venv) on first use.
+
+VENV      := .venv
+PYTHON    ?= python3
+STAMP     := $(VENV)/.installed
+CARGO     ?= cargo
+
+.PHONY: all demo test venv fmt fmt-check lint cargo-test infra-check bench clean-venv
+
+all: test
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+## venv: the project virtualenv with moto, the AWS CLI, checkov and cargo-lambda
+venv: $(STAMP)
+
+## demo: start a local AWS endpoint, run the story, exit 0
+demo: venv
+	$(CARGO) run --quiet -p outboxctl -- demo
+
+## test: every check CI runs
+test: fmt-check lint cargo-test infra-check
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## cargo-test: unit and integration tests; the integration tests start
+## (and stop) their own moto server from .venv
+cargo-test: venv
+	$(CARGO) test --workspace
+
+## infra-check: checkov offline over infra/terraform, zero failed checks
+infra-check: venv
+	bash infra/checkov.sh
+
+## bench: criterion benchmarks of the hot paths (figures go in the README)
+bench:
+	$(CARGO) bench --workspace -- --warm-up-time 1 --measurement-time 3
+
+clean-venv:
+	rm -rf $(VENV)
