@@ -298,6 +298,54 @@ mod tests {
         }
     }
 
+    #[test]
+    fn eight_concurrent_appliers_converge() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let updates: Vec<_> = (0..24i64)
+            .map(|i| {
+                update(
+                    ["ann", "bob"][usize::try_from(i % 2).unwrap_or(0)],
+                    (i * 7) % 30,
+                    &format!("c{i}"),
+                )
+            })
+            .collect();
+        let store = std::sync::Arc::new(MemoryProfileStore::default());
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..8)
+                .map(|task| {
+                    let store = store.clone();
+                    let mine: Vec<_> = updates.iter().skip(task).step_by(3).cloned().collect();
+                    tokio::spawn(async move {
+                        for u in mine {
+                            apply(&*store, &u).await.expect("applied");
+                            tokio::task::yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("task finished");
+            }
+        });
+        let reference = MemoryProfileStore::default();
+        let mut sorted = updates.clone();
+        sorted.sort_by_key(ProfileUpdate::order_key);
+        for u in &sorted {
+            block_on(apply(&reference, u)).expect("applied");
+        }
+        for user in ["ann", "bob"] {
+            assert_eq!(
+                store.user(user).map(without_clock),
+                reference.user(user).map(without_clock)
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn any_order_with_any_duplicates_gives_the_timestamp_order_result(
