@@ -41,7 +41,7 @@ prop_compose! {
         local in "[a-z0-9._+-]{1,30}",
         domain in "[a-z]{1,20}\\.(com|org|co\\.uk)",
         millis in 0i64..4_102_444_800_000,
-        name in proptest::option::of("[A-Za-z][A-Za-z .'-]{0,60}"),
+        name in proptest::option::of("[A-Za-zéü漢][A-Za-z .'é漢-]{0,60}"),
         photo in proptest::option::of("[a-z0-9/._-]{1,80}"),
         provider in proptest::option::of("(google\\.com|password|github\\.com)"),
     ) -> UserEvent {
@@ -88,9 +88,11 @@ proptest! {
     fn entry_size_is_awss_formula(event in events()) {
         let record = OutboxRecord::new(&event, Timestamp::now(), DEFAULT_TTL, Some("Root=1-x".to_owned()));
         let entry = record.bus_entry();
-        // Source + DetailType + Detail in UTF-8 bytes; no Time, no Resources,
-        // and the trace header does not count.
-        let expected = entry.source.as_bytes().len() + entry.detail_type.as_bytes().len() + entry.detail.as_bytes().len();
+        // Source + DetailType + Detail in UTF-8 bytes (counted here char by
+        // char, independently of `str::len`); no Time, no Resources, and the
+        // trace header does not count.
+        let utf8_bytes = |s: &str| s.chars().map(char::len_utf8).sum::<usize>();
+        let expected = utf8_bytes(&entry.source) + utf8_bytes(&entry.detail_type) + utf8_bytes(&entry.detail);
         prop_assert_eq!(entry.size(), expected);
     }
 
