@@ -123,14 +123,21 @@ pub struct Envelope {
 
 impl Envelope {
     /// The entry that puts this event back on the bus, if it is one of ours.
+    ///
+    /// A hand-written event without `eventId` was deduplicated on its
+    /// envelope id; the redriven copy gets a new envelope id, so the old
+    /// one is written into `eventId` to keep it the same event.
     pub fn to_entry(&self) -> Result<BusEntry, crate::contract::ContractError> {
-        let detail = self.detail.to_string();
-        let event = UserEvent::from_parts(&self.source, &self.detail_type, &detail)?;
+        let mut event =
+            UserEvent::from_parts(&self.source, &self.detail_type, &self.detail.to_string())?;
+        if event.detail.event_id.is_none() {
+            event.detail.event_id = self.id.as_deref().and_then(|id| id.parse::<EventId>().ok());
+        }
         Ok(BusEntry {
             event_id: event.detail.event_id,
             source: self.source.clone(),
             detail_type: self.detail_type.clone(),
-            detail,
+            detail: event.detail_json(),
             trace_header: None,
         })
     }
@@ -271,6 +278,23 @@ mod tests {
         let entry = envelope.to_entry().expect("our event");
         assert_eq!(entry.detail_type, "user.signed_in");
         assert!(entry.event_id.is_some());
+    }
+
+    #[test]
+    fn a_redriven_event_without_event_id_keeps_its_envelope_id_as_identity() {
+        let envelope = Envelope {
+            id: Some("019ad3a0-0000-7000-8000-0000000000aa".to_owned()),
+            source: crate::contract::SOURCE.to_owned(),
+            detail_type: "user.signed_in".to_owned(),
+            detail: serde_json::json!({"userId": "u", "email": "a@b.co", "timestamp": "2024-01-15T10:30:00Z"}),
+        };
+        let entry = envelope.to_entry().expect("our event");
+        let redriven =
+            UserEvent::from_parts(&entry.source, &entry.detail_type, &entry.detail).expect("valid");
+        assert_eq!(
+            redriven.dedupe_id(Some("a-new-envelope-id")).as_deref(),
+            Some("019ad3a0-0000-7000-8000-0000000000aa")
+        );
     }
 
     #[test]
