@@ -143,3 +143,62 @@ async fn the_users_item_keeps_the_seeds_attribute_names_and_types() {
         Some(&u.timestamp.to_string())
     );
 }
+
+fn handler(stack: &Stack) -> user_profile::Handler<auth_events_aws::DynamoProfileStore> {
+    user_profile::Handler::new(
+        stack.profile_store(),
+        auth_events_core::retry::FullJitter::new(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(5),
+        )
+        .with_max_times(3),
+    )
+}
+
+fn fixture(name: &str) -> user_profile::Envelope {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/user-profile/tests/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture"))
+        .expect("an EventBridge envelope")
+}
+
+#[tokio::test]
+async fn invalid_events_are_errors_and_write_nothing_to_either_table() {
+    let stack = spawn_stack().await;
+    let handler = handler(&stack);
+    for name in [
+        "invalid_bad_timestamp.json",
+        "invalid_http_photo_url.json",
+        "invalid_missing_user_id.json",
+        "invalid_oversized_display_name.json",
+        "invalid_unexpected_source.json",
+    ] {
+        let error = handler.process(&fixture(name)).await.expect_err(name);
+        assert!(
+            error.error_type().starts_with("Permanent."),
+            "{name}: {}",
+            error.error_type()
+        );
+    }
+    assert!(stack.scan(&stack.names.users_table()).await.is_empty());
+    assert!(stack.scan(&stack.names.processed_table()).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_seeds_hand_written_event_creates_the_user_once_keyed_on_its_envelope_id() {
+    let stack = spawn_stack().await;
+    let handler = handler(&stack);
+    let seed = fixture("seed_test_event.json");
+    let first = handler.process(&seed).await.expect("applied");
+    assert!(first.first_sign_in);
+    let again = handler.process(&seed).await.expect("applied");
+    assert_eq!(again.outcome, user_profile::Outcome::Duplicate);
+    let users = users(&stack).await;
+    let user = users.values().next().expect("one user");
+    assert_eq!(user["signInCount"], AttributeValue::N("1".to_owned()));
+    assert!(
+        !user.contains_key("photoURL"),
+        "absent fields are left out, not null"
+    );
+}
