@@ -58,6 +58,12 @@ fn start_moto() -> String {
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
         parent = std::process::id()
     );
+    // The watchdog shell outlives this process by design: it is what stops
+    // moto once the tests are done, so nobody waits on it here.
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the watchdog is reaped by init after this process exits"
+    )]
     Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -71,7 +77,7 @@ fn start_moto() -> String {
             )
         });
     assert!(
-        wait_listening(port, Duration::from_secs(60)),
+        wait_listening(port, Duration::from_mins(1)),
         "moto did not start listening on 127.0.0.1:{port} within 60 s; try `{} -p {port}` by hand",
         moto.display()
     );

@@ -59,7 +59,7 @@ async fn migrate_creates_the_three_tables_with_stream_ttl_and_pending_index() {
     let index_keys: Vec<_> = index
         .key_schema()
         .iter()
-        .map(|k| k.attribute_name())
+        .map(aws_sdk_dynamodb::types::KeySchemaElement::attribute_name)
         .collect();
     assert_eq!(index_keys, ["pendingShard", "createdAt"]);
 
@@ -170,7 +170,11 @@ async fn an_outbox_record_reads_back_identically_through_the_sdk_and_the_stream(
     let insert = records
         .records()
         .iter()
-        .find(|r| r.event_name().map(|n| n.as_str()) == Some("INSERT"))
+        .find(|r| {
+            r.event_name()
+                .map(aws_sdk_dynamodbstreams::types::OperationType::as_str)
+                == Some("INSERT")
+        })
         .expect("an INSERT record");
     let image = insert
         .dynamodb()

@@ -92,12 +92,15 @@ impl Terraform {
     }
 
     fn resource(&self, kind: &str, name: &str) -> Option<&Body> {
-        self.resources(kind)
-            .find_map(|(found, body)| (found == name).then_some(body))
+        self.named("resource", kind, name)
     }
 
     fn data(&self, kind: &str, name: &str) -> Option<&Body> {
-        self.labelled("data", kind)
+        self.named("data", kind, name)
+    }
+
+    fn named(&self, block_type: &str, kind: &str, name: &str) -> Option<&Body> {
+        self.labelled(block_type, kind)
             .find_map(|(found, body)| (found == name).then_some(body))
     }
 

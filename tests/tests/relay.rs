@@ -65,7 +65,10 @@ async fn stream_inserts(stack: &Stack, expected: usize) -> Vec<Candidate> {
                 break;
             }
             for r in page.records() {
-                if r.event_name().map(|n| n.as_str()) != Some("INSERT") {
+                if r.event_name()
+                    .map(aws_sdk_dynamodbstreams::types::OperationType::as_str)
+                    != Some("INSERT")
+                {
                     continue;
                 }
                 let change = r.dynamodb().expect("change");
@@ -100,7 +103,7 @@ fn relay(
 }
 
 fn deadline() -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_secs(60)
+    tokio::time::Instant::now() + Duration::from_mins(1)
 }
 
 fn event_ids(bodies: &[String]) -> Vec<String> {
@@ -133,7 +136,7 @@ async fn a_thousand_inserts_reach_the_bus_exactly_once_and_leave_nothing_pending
     assert!(report.failed_positions.is_empty());
 
     let bodies = stack
-        .drain(&stack.target_queue_url, 1000, Duration::from_secs(120))
+        .drain(&stack.target_queue_url, 1000, Duration::from_mins(2))
         .await;
     let ids = event_ids(&bodies);
     let unique: HashSet<_> = ids.iter().collect();
