@@ -1,0 +1,231 @@
+//! The function's configuration, parsed once at cold start. Every error names
+//! the variable, so a misconfigured function stops at init with a message an
+//! operator can act on.
+
+use std::time::Duration;
+
+use auth_events_aws::env::{ConfigError, Vars, millis_or, parsed_or, required, secs_or};
+
+pub const DEFAULT_CERTS_URL: &str =
+    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com";
+
+/// `DurationSeconds` bounds (AWS limits): at least 900, and at most one hour
+/// because a Lambda's credentials are themselves a role session, and STS
+/// caps a chained role session at one hour whatever the role's maximum.
+const SESSION_SECS_RANGE: std::ops::RangeInclusive<u64> = 900..=3600;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `FIREBASE_PROJECT_ID`: the tokens' audience and issuer suffix.
+    pub firebase_project_id: String,
+    /// `APP_ROLE_ARN`: the role the desktop app's credentials are for.
+    pub app_role_arn: String,
+    /// `OUTBOX_TABLE`
+    pub outbox_table: String,
+    /// `EVENT_BUS_NAME`: the fallback when the outbox write fails.
+    pub event_bus_name: String,
+    /// `FIREBASE_CERTS_URL`: the x509 certificate map `{kid: PEM}`.
+    pub firebase_certs_url: String,
+    /// `OUTBOX_WRITE_BUDGET_MS`: the time the outbox write, and separately the
+    /// fallback publish, may add to a sign-in.
+    pub outbox_write_budget: Duration,
+    /// `OUTBOX_REQUIRED`: answer 503 rather than return credentials for a
+    /// sign-in whose event could be neither written nor published.
+    pub outbox_required: bool,
+    /// `CLOCK_SKEW_SECS`
+    pub clock_skew: Duration,
+    /// `SESSION_DURATION_SECS`
+    pub session_duration: Duration,
+    /// `OUTBOX_TTL_DAYS`
+    pub outbox_ttl: Duration,
+}
+
+fn invalid(name: &'static str, value: &impl ToString, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+impl Config {
+    pub fn from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
+        let firebase_project_id = required(vars, "FIREBASE_PROJECT_ID")?;
+        let app_role_arn = required(vars, "APP_ROLE_ARN")?;
+        if !app_role_arn.starts_with("arn:") || !app_role_arn.contains(":role/") {
+            return Err(invalid(
+                "APP_ROLE_ARN",
+                &app_role_arn,
+                "not an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)",
+            ));
+        }
+        let outbox_table = required(vars, "OUTBOX_TABLE")?;
+        let event_bus_name = required(vars, "EVENT_BUS_NAME")?;
+        let firebase_certs_url =
+            parsed_or(vars, "FIREBASE_CERTS_URL", DEFAULT_CERTS_URL.to_owned())?;
+        if !certs_url_is_acceptable(&firebase_certs_url) {
+            return Err(invalid(
+                "FIREBASE_CERTS_URL",
+                &firebase_certs_url,
+                "must be an https URL (plain http only for a loopback host)",
+            ));
+        }
+        let outbox_write_budget =
+            millis_or(vars, "OUTBOX_WRITE_BUDGET_MS", Duration::from_millis(300))?;
+        if outbox_write_budget.is_zero() {
+            return Err(invalid("OUTBOX_WRITE_BUDGET_MS", &0, "must be positive"));
+        }
+        let outbox_required = parsed_or(vars, "OUTBOX_REQUIRED", false)?;
+        let clock_skew = secs_or(vars, "CLOCK_SKEW_SECS", Duration::from_mins(1))?;
+        if clock_skew > Duration::from_mins(5) {
+            return Err(invalid(
+                "CLOCK_SKEW_SECS",
+                &clock_skew.as_secs(),
+                "at most 300: a larger allowance keeps expired tokens usable",
+            ));
+        }
+        let session_duration = secs_or(vars, "SESSION_DURATION_SECS", Duration::from_hours(1))?;
+        if !SESSION_SECS_RANGE.contains(&session_duration.as_secs()) {
+            return Err(invalid(
+                "SESSION_DURATION_SECS",
+                &session_duration.as_secs(),
+                "between 900 and 3600: a chained role session lasts at most one hour",
+            ));
+        }
+        let ttl_days: u64 = parsed_or(vars, "OUTBOX_TTL_DAYS", 14)?;
+        // The outbox must outlive the stream's 24 h retention, or the sweep
+        // could miss what the stream never delivered.
+        if !(2..=365).contains(&ttl_days) {
+            return Err(invalid(
+                "OUTBOX_TTL_DAYS",
+                &ttl_days,
+                "must be between 2 and 365 days",
+            ));
+        }
+        Ok(Self {
+            firebase_project_id,
+            app_role_arn,
+            outbox_table,
+            event_bus_name,
+            firebase_certs_url,
+            outbox_write_budget,
+            outbox_required,
+            clock_skew,
+            session_duration,
+            outbox_ttl: Duration::from_secs(ttl_days * 24 * 3600),
+        })
+    }
+}
+
+/// The certificate URL decides which keys we trust, so it must be https; the
+/// local stack serves its test certificates over plain http on loopback.
+fn certs_url_is_acceptable(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    url.strip_prefix("http://").is_some_and(|rest| {
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = authority
+            .rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(authority, |(host, _)| host);
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut all: HashMap<String, String> = [
+            ("FIREBASE_PROJECT_ID", "demo-project"),
+            ("APP_ROLE_ARN", "arn:aws:iam::123456789012:role/app"),
+            ("OUTBOX_TABLE", "dev-outbox"),
+            ("EVENT_BUS_NAME", "dev-bus"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (k, v) in pairs {
+            all.insert((*k).to_owned(), (*v).to_owned());
+        }
+        all
+    }
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let config = Config::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(config.firebase_certs_url, DEFAULT_CERTS_URL);
+        assert_eq!(config.outbox_write_budget, Duration::from_millis(300));
+        assert!(!config.outbox_required);
+        assert_eq!(config.clock_skew, Duration::from_mins(1));
+        assert_eq!(config.session_duration, Duration::from_hours(1));
+        assert_eq!(config.outbox_ttl, Duration::from_hours(14 * 24));
+    }
+
+    #[test]
+    fn every_missing_required_variable_is_named() {
+        for name in [
+            "FIREBASE_PROJECT_ID",
+            "APP_ROLE_ARN",
+            "OUTBOX_TABLE",
+            "EVENT_BUS_NAME",
+        ] {
+            let mut v = vars(&[]);
+            v.remove(name);
+            let error = Config::from_vars(&v).expect_err("missing");
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_refused_naming_the_variable() {
+        for (name, value) in [
+            ("OUTBOX_REQUIRED", "yes"),
+            ("OUTBOX_WRITE_BUDGET_MS", "0"),
+            ("OUTBOX_WRITE_BUDGET_MS", "fast"),
+            ("SESSION_DURATION_SECS", "60"),
+            ("SESSION_DURATION_SECS", "7200"),
+            ("CLOCK_SKEW_SECS", "3600"),
+            ("OUTBOX_TTL_DAYS", "1"),
+            ("APP_ROLE_ARN", "app-role"),
+            ("FIREBASE_CERTS_URL", "http://example.com/certs"),
+            ("FIREBASE_CERTS_URL", "http://127.0.0.1.evil.com/certs"),
+        ] {
+            let error = Config::from_vars(&vars(&[(name, value)])).expect_err(value);
+            assert!(error.to_string().contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn plain_http_certificates_are_accepted_only_on_loopback() {
+        for url in [
+            "http://127.0.0.1:8123/certs",
+            "http://localhost/certs",
+            "http://[::1]:9/x",
+        ] {
+            let config = Config::from_vars(&vars(&[("FIREBASE_CERTS_URL", url)])).expect(url);
+            assert_eq!(config.firebase_certs_url, url);
+        }
+    }
+
+    #[test]
+    fn overrides_are_read() {
+        let config = Config::from_vars(&vars(&[
+            ("OUTBOX_REQUIRED", "true"),
+            ("OUTBOX_WRITE_BUDGET_MS", "120"),
+            ("SESSION_DURATION_SECS", "900"),
+            ("OUTBOX_TTL_DAYS", "30"),
+            ("CLOCK_SKEW_SECS", "5"),
+        ]))
+        .expect("valid");
+        assert!(config.outbox_required);
+        assert_eq!(config.outbox_write_budget, Duration::from_millis(120));
+        assert_eq!(config.session_duration, Duration::from_mins(15));
+        assert_eq!(config.outbox_ttl, Duration::from_hours(30 * 24));
+        assert_eq!(config.clock_skew, Duration::from_secs(5));
+    }
+}
