@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use auth_events_core::contract::UserId;
 use auth_events_core::ports::PortError;
 use auth_exchange::certs::{CachePolicy, HttpKeySource};
+use auth_exchange::dev::DevSigner;
 use auth_exchange::{CredentialIssuer, Credentials, IssueError};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use axum::Router;
@@ -30,28 +31,21 @@ pub const PROJECT: &str = "demo-auth-events";
 pub const EMAIL: &str = "ada.lovelace@example.com";
 pub const UID: &str = "kXz9QbV2hYc3TnQ0fJ8sLm1Pq7r2";
 
-/// An RSA key and its self-signed certificate, as Google publishes them.
+/// The development signer (an RSA key and its self-signed certificate, as
+/// Google publishes them) with infallible signing for tests.
 pub struct SigningKey {
     pub kid: String,
     pub cert_pem: String,
-    pub encoding: EncodingKey,
+    signer: DevSigner,
 }
 
 impl SigningKey {
     pub fn generate(kid: &str) -> Self {
-        let key_pair =
-            rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key generation");
-        let params = rcgen::CertificateParams::new(vec!["securetoken.test".to_owned()])
-            .expect("certificate parameters");
-        let cert = params
-            .self_signed(&key_pair)
-            .expect("self-signed certificate");
-        let encoding = EncodingKey::from_rsa_pem(key_pair.serialize_pem().as_bytes())
-            .expect("jsonwebtoken reads the PKCS#8 key");
+        let signer = DevSigner::generate(kid).expect("RSA key generation");
         Self {
-            kid: kid.to_owned(),
-            cert_pem: cert.pem(),
-            encoding,
+            kid: signer.kid.clone(),
+            cert_pem: signer.cert_pem.clone(),
+            signer,
         }
     }
 
@@ -62,15 +56,11 @@ impl SigningKey {
     }
 
     pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
+        self.signer.sign(claims).expect("signing")
     }
 
     pub fn sign_with_kid(&self, claims: &Value, kid: &str) -> String {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
+        self.signer.sign_with_kid(claims, kid).expect("signing")
     }
 }
 
