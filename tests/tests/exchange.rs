@@ -80,7 +80,7 @@ fn ada() -> String {
     let mut identity = DevIdentity::new("ada-uid-1");
     identity.email = Some("ada@example.com".to_owned());
     identity.name = Some("Ada Lovelace".to_owned());
-    identity.provider = "google.com".to_owned();
+    "google.com".clone_into(&mut identity.provider);
     signer().sign(&claims(PROJECT, &identity)).expect("signed")
 }
 
@@ -96,7 +96,7 @@ fn body(response: &aws_lambda_events::apigw::ApiGatewayV2httpResponse) -> Value 
 async fn a_valid_token_gets_sts_credentials_and_exactly_one_outbox_item_matching_the_claims() {
     let stack = spawn_stack().await;
     let exchange = exchange(&stack, &stack.names.outbox_table(), &stack.names.bus, false).await;
-    let response = exchange.handle(request(&ada())).await;
+    let response = Box::pin(exchange.handle(request(&ada()))).await;
     assert_eq!(response.status_code, 200);
     let credentials = &body(&response)["credentials"];
     for field in [
@@ -132,7 +132,7 @@ async fn a_forged_token_gets_401_and_writes_nothing() {
     let forged = other
         .sign(&claims(PROJECT, &DevIdentity::new("mallory")))
         .expect("signed");
-    let response = exchange.handle(request(&forged)).await;
+    let response = Box::pin(exchange.handle(request(&forged))).await;
     assert_eq!(response.status_code, 401);
     assert_eq!(body(&response)["error"]["code"], "invalid_token");
     assert!(stack.scan(&stack.names.outbox_table()).await.is_empty());
@@ -143,7 +143,7 @@ async fn with_dynamodb_failing_the_credentials_come_back_and_the_event_reaches_t
     let stack = spawn_stack().await;
     let missing_table = format!("{}no-such-table", stack.names.prefix);
     let exchange = exchange(&stack, &missing_table, &stack.names.bus, false).await;
-    let response = exchange.handle(request(&ada())).await;
+    let response = Box::pin(exchange.handle(request(&ada()))).await;
     assert_eq!(response.status_code, 200);
     let delivered = stack
         .drain(&stack.target_queue_url, 1, Duration::from_secs(20))
@@ -159,7 +159,7 @@ async fn with_dynamodb_and_eventbridge_failing_the_credentials_still_come_back()
     let missing_table = format!("{}no-such-table", stack.names.prefix);
     let missing_bus = format!("{}no-such-bus", stack.names.prefix);
     let exchange = exchange(&stack, &missing_table, &missing_bus, false).await;
-    let response = exchange.handle(request(&ada())).await;
+    let response = Box::pin(exchange.handle(request(&ada()))).await;
     assert_eq!(response.status_code, 200);
     assert!(body(&response)["credentials"]["SessionToken"].is_string());
 }
@@ -170,6 +170,6 @@ async fn with_outbox_required_an_event_that_cannot_be_recorded_answers_503() {
     let missing_table = format!("{}no-such-table", stack.names.prefix);
     let missing_bus = format!("{}no-such-bus", stack.names.prefix);
     let exchange = exchange(&stack, &missing_table, &missing_bus, true).await;
-    let response = exchange.handle(request(&ada())).await;
+    let response = Box::pin(exchange.handle(request(&ada()))).await;
     assert_eq!(response.status_code, 503);
 }
