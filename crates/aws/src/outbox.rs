@@ -51,6 +51,7 @@ impl DynamoOutbox {
         event_id: EventId,
         expression: &str,
         values: SdkItem,
+        returns: ReturnValue,
     ) -> Result<Option<SdkItem>, PortError> {
         let output = self
             .client
@@ -60,7 +61,7 @@ impl DynamoOutbox {
             .update_expression(expression)
             .condition_expression("attribute_exists(eventId)")
             .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
+            .return_values(returns)
             .send()
             .await
             .map_err(|e| classify("UpdateItem", e))?;
@@ -108,6 +109,7 @@ impl OutboxStore for DynamoOutbox {
             event_id,
             "SET publishedAt = :at, busEventId = :bus REMOVE pendingShard",
             values,
+            ReturnValue::None,
         )
         .await?;
         Ok(())
@@ -129,6 +131,7 @@ impl OutboxStore for DynamoOutbox {
                 event_id,
                 "SET lastError = :err, firstFailureAt = if_not_exists(firstFailureAt, :at) ADD attempts :one",
                 values,
+                ReturnValue::AllNew,
             )
             .await?
             .unwrap_or_default();
@@ -153,6 +156,7 @@ impl OutboxStore for DynamoOutbox {
             event_id,
             "SET deadLetteredAt = :at, lastError = :why REMOVE pendingShard",
             values,
+            ReturnValue::None,
         )
         .await?;
         Ok(())
@@ -182,7 +186,15 @@ impl OutboxStore for DynamoOutbox {
             let mut taken = 0;
             while let Some(item) = pages.next().await {
                 let item = item.map_err(|e| classify("Query", e))?;
-                records.push(decode("Query", item)?);
+                match decode("Query", item) {
+                    Ok(record) => records.push(record),
+                    // One unreadable item must not stop the sweep for all
+                    // the others; the stream path dead-letters it with
+                    // its raw image.
+                    Err(error) => {
+                        tracing::warn!(error = %error, "skipping an undecodable pending outbox item");
+                    }
+                }
                 taken += 1;
                 if taken >= limit {
                     break;

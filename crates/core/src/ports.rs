@@ -168,3 +168,14 @@ pub trait ProfileStore: Send + Sync {
         case: WriteCase,
     ) -> impl Future<Output = Result<WriteOutcome, PortError>> + Send;
 }
+
+/// A shared publisher is a publisher: the local stack keeps a handle on its
+/// fault-injecting bus while the relay owns it.
+impl<T: Publisher + ?Sized> Publisher for std::sync::Arc<T> {
+    fn put_events(
+        &self,
+        entries: &[BusEntry],
+    ) -> impl Future<Output = Result<Vec<EntryResult>, PortError>> + Send {
+        (**self).put_events(entries)
+    }
+}

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use tracing::{Instrument, info_span, warn};
 
-use crate::contract::Timestamp;
+use crate::contract::{EventId, Timestamp};
 use crate::dead_letter::{DeadLetterKind, FailureStage, RelayDeadLetter, codes};
 use crate::entry::{self, BusEntry};
 use crate::outbox::OutboxRecord;
@@ -62,6 +62,9 @@ pub struct Candidate {
 pub struct Poison {
     pub position: usize,
     pub sequence_number: Option<String>,
+    /// The item's key, when readable: the outbox item then leaves the
+    /// pending index, so the sweep does not dead-letter it again.
+    pub event_id: Option<EventId>,
     pub raw_image: Value,
     pub stage: FailureStage,
     pub error_code: &'static str,
@@ -131,7 +134,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
             let now = Timestamp::now();
             let letter = RelayDeadLetter {
                 kind: DeadLetterKind::Relay,
-                event_id: None,
+                event_id: record.event_id,
                 entry: None,
                 raw_image: Some(record.raw_image),
                 stage: record.stage,
@@ -143,7 +146,12 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 sequence_number: record.sequence_number,
             };
             match self.dead_letters.send(&letter).await {
-                Ok(()) => report.dead_lettered += 1,
+                Ok(()) => {
+                    report.dead_lettered += 1;
+                    if let Some(event_id) = record.event_id {
+                        self.note_dead_lettered(event_id, &letter).await;
+                    }
+                }
                 Err(error) => {
                     warn!(error = %error, "poison record could not be dead-lettered; the batch will be retried");
                     report.failed_positions.push(record.position);
@@ -251,11 +259,11 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                     }
                 }
                 Ok(Ok(results)) => {
+                    let mut published = Vec::new();
                     for (mut f, result) in chunk.into_iter().zip(results) {
                         match result {
                             EntryResult::Published { bus_event_id } => {
-                                self.mark_published(&f.candidate.record, &bus_event_id, report)
-                                    .await;
+                                published.push((f.candidate.record, bus_event_id));
                             }
                             EntryResult::Failed { code, .. } if entry_error_is_retryable(&code) => {
                                 f.last_error = code;
@@ -273,34 +281,40 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                             }
                         }
                     }
+                    self.mark_published(&published, report).await;
                 }
             }
         }
         (retry, stop)
     }
 
-    async fn mark_published(
-        &self,
-        record: &OutboxRecord,
-        bus_event_id: &str,
-        report: &mut RelayReport,
-    ) {
-        report.published += 1;
+    /// Marks one request's published events, concurrently: sequential
+    /// UpdateItems would cost a round trip per event.
+    async fn mark_published(&self, published: &[(OutboxRecord, String)], report: &mut RelayReport) {
         let now = Timestamp::now();
-        let lag = (now.as_datetime() - record.created_at.as_datetime())
-            .to_std()
-            .unwrap_or_default();
-        report.max_publish_lag = report.max_publish_lag.max(Some(lag));
-        let span = info_span!("mark_published", event_id = %record.event_id);
-        if let Err(error) = self
-            .store
-            .mark_published(record.event_id, bus_event_id, now)
-            .instrument(span)
-            .await
-        {
-            // Published is what matters; a stale pending marker only means
-            // the sweep may publish it again, which consumers deduplicate.
-            warn!(event_id = %record.event_id, error = %error, "published, but marking the outbox item failed");
+        for (record, _) in published {
+            report.published += 1;
+            let lag = (now.as_datetime() - record.created_at.as_datetime())
+                .to_std()
+                .unwrap_or_default();
+            report.max_publish_lag = report.max_publish_lag.max(Some(lag));
+        }
+        let marks = published.iter().map(|(record, bus_event_id)| async move {
+            let span = info_span!("mark_published", event_id = %record.event_id);
+            let result = self
+                .store
+                .mark_published(record.event_id, bus_event_id, now)
+                .instrument(span)
+                .await;
+            (record.event_id, result)
+        });
+        for (event_id, result) in futures_util::future::join_all(marks).await {
+            if let Err(error) = result {
+                // Published is what matters; a stale pending marker only
+                // means the sweep may publish it again, which consumers
+                // deduplicate.
+                warn!(%event_id, error = %error, "published, but marking the outbox item failed");
+            }
         }
     }
 
@@ -360,6 +374,16 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         self.send_letter(candidate, &letter, report).await;
     }
 
+    async fn note_dead_lettered(&self, event_id: EventId, letter: &RelayDeadLetter) {
+        if let Err(error) = self
+            .store
+            .mark_dead_lettered(event_id, &letter.error_code, letter.last_failure_at)
+            .await
+        {
+            warn!(%event_id, error = %error, "dead-lettered, but the outbox item still says pending");
+        }
+    }
+
     async fn send_letter(
         &self,
         candidate: &Candidate,
@@ -371,13 +395,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
             Ok(()) => {
                 report.dead_lettered += 1;
                 warn!(%event_id, error_code = %letter.error_code, "event dead-lettered");
-                if let Err(error) = self
-                    .store
-                    .mark_dead_lettered(event_id, &letter.error_code, letter.last_failure_at)
-                    .await
-                {
-                    warn!(%event_id, error = %error, "dead-lettered, but the outbox item still says pending");
-                }
+                self.note_dead_lettered(event_id, letter).await;
             }
             Err(error) => {
                 warn!(%event_id, error = %error, "DLQ unreachable; the event stays failing so nothing is lost");
@@ -458,6 +476,7 @@ pub fn validate_records(records: Vec<OutboxRecord>) -> (Vec<Candidate>, Vec<Pois
             Err(error) => poison.push(Poison {
                 position,
                 sequence_number: None,
+                event_id: Some(record.event_id),
                 raw_image: serde_json::to_value(&record).unwrap_or(Value::Null),
                 stage: FailureStage::Contract,
                 error_code: codes::CONTRACT_INVALID,
