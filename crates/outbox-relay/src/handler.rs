@@ -325,7 +325,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Handler<P, S, D> {
                     // Decoder messages can quote attribute values, and the
                     // image holds an email: the reason goes to the DLQ only.
                     warn!(stage = ?bad.stage, error_code = bad.error_code, "poison record; dead-lettering it");
-                    poison.push(bad);
+                    poison.push(*bad);
                 }
             }
         }
@@ -425,7 +425,7 @@ fn classify(
     position: usize,
     sequence_number: Option<String>,
     image: &serde_dynamo::Item,
-) -> Result<Candidate, Poison> {
+) -> Result<Candidate, Box<Poison>> {
     // Decoding consumes its item; the original stays for the DLQ in case
     // decoding fails.
     match OutboxRecord::decode_valid(image.clone()) {
@@ -439,7 +439,7 @@ fn classify(
                 DecodeError::Shape(_) => (FailureStage::Decode, codes::UNDECODABLE),
                 DecodeError::Contract(_) => (FailureStage::Contract, codes::CONTRACT_INVALID),
             };
-            Err(Poison {
+            Err(Box::new(Poison {
                 position,
                 sequence_number,
                 event_id: key_event_id(&image).and_then(|id| id.parse().ok()),
@@ -447,7 +447,7 @@ fn classify(
                 stage,
                 error_code,
                 message: error.to_string(),
-            })
+            }))
         }
     }
 }
