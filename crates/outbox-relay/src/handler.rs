@@ -442,7 +442,7 @@ fn classify(
             Err(Box::new(Poison {
                 position,
                 sequence_number,
-                event_id: key_event_id(&image).and_then(|id| id.parse().ok()),
+                event_id: key_event_id(image).and_then(|id| id.parse().ok()),
                 raw_image: serde_json::to_value(image).unwrap_or(Value::Null),
                 stage,
                 error_code,
