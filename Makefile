@@ -6,7 +6,7 @@ PYTHON    ?= python3
 STAMP     := $(VENV)/.installed
 CARGO     ?= cargo
 
-.PHONY: all demo test venv fmt fmt-check lint cargo-test infra-check bench clean-venv
+.PHONY: all demo dev test venv fmt fmt-check lint cargo-test infra-check bench clean-venv
 
 all: test
 
@@ -22,6 +22,10 @@ venv: $(STAMP)
 ## demo: start a local AWS endpoint, run the story, exit 0
 demo: venv
 	$(CARGO) run --quiet -p outboxctl -- demo
+
+## dev: keep the local stack up on 127.0.0.1:9000 until Ctrl-C
+dev: venv
+	$(CARGO) run --quiet -p outboxctl -- dev
 
 ## test: every check CI runs
 test: fmt-check lint cargo-test infra-check

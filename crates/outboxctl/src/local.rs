@@ -2,14 +2,10 @@
 //! that runs the story on it.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use auth_events_aws::migrate::Names;
-
-use crate::cli::{DemoArgs, Global};
-use crate::migrate;
 
 /// A moto server this process started; stopped when dropped, so Ctrl-C or
 /// an error never leaves it behind.
@@ -58,7 +54,7 @@ impl LocalMoto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_err()
@@ -74,8 +70,13 @@ impl LocalMoto {
     /// SDK configuration for this server: a fixed region and dummy
     /// credentials, which moto accepts and real AWS never would.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        Self::sdk_config_for(&self.endpoint).await
+    }
+
+    /// The same for a local endpoint started elsewhere (`--endpoint-url`).
+    pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(local_credentials())
             .load()
@@ -85,68 +86,4 @@ impl LocalMoto {
 
 pub fn local_credentials() -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new("local", "local", None, None, "outboxctl-local")
-}
-
-pub async fn demo(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
-    let names = Names::for_prefix(&global.prefix)?;
-    println!("== auth-events local demo ==");
-    let moto = LocalMoto::start(args.moto_port).await?;
-    println!("local AWS endpoint (moto): {}", moto.endpoint);
-    let sdk = moto.sdk_config().await;
-    println!("\n-- migrate --");
-    for change in migrate::apply(&sdk, &names, true).await? {
-        println!("  {change}");
-    }
-    println!("\n-- what exists --");
-    print_inventory(&sdk, &names).await?;
-    println!("\ndemo finished; the local endpoint stops now");
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn print_inventory(sdk: &aws_config::SdkConfig, names: &Names) -> Result<()> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    for table in [
-        names.outbox_table(),
-        names.users_table(),
-        names.processed_table(),
-    ] {
-        let description = dynamodb
-            .describe_table()
-            .table_name(&table)
-            .send()
-            .await
-            .with_context(|| format!("describing table {table}"))?;
-        let t = description.table().context("no table description")?;
-        let keys: Vec<_> = t
-            .key_schema()
-            .iter()
-            .map(|k| k.attribute_name().to_owned())
-            .collect();
-        let stream = t
-            .stream_specification()
-            .filter(|s| s.stream_enabled())
-            .and_then(|s| s.stream_view_type())
-            .map_or("off".to_owned(), |v| v.as_str().to_owned());
-        let indexes: Vec<_> = t
-            .global_secondary_indexes()
-            .iter()
-            .filter_map(|i| i.index_name())
-            .collect();
-        println!(
-            "  table {table:<40} key {:<10} stream {stream:<9} indexes {}",
-            keys.join(","),
-            if indexes.is_empty() {
-                "-".to_owned()
-            } else {
-                indexes.join(",")
-            }
-        );
-    }
-    println!("  bus   {}", names.bus);
-    println!(
-        "  rule  {} (user.signed_in -> queue {})",
-        names.rule, names.target_queue
-    );
-    println!("  dlq   {}", names.dlq);
-    Ok(())
 }
