@@ -70,8 +70,7 @@ impl Dev {
         self.env
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("{name} missing from the env file"))
+            .map_or_else(|| panic!("{name} missing from the env file"), |(_, v)| v.as_str())
     }
 
     fn signer(&self) -> DevSigner {
