@@ -67,10 +67,10 @@ impl Dev {
     }
 
     fn var(&self, name: &str) -> &str {
-        self.env
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or_else(|| panic!("{name} missing from the env file"), |(_, v)| v.as_str())
+        self.env.iter().find(|(k, _)| k == name).map_or_else(
+            || panic!("{name} missing from the env file"),
+            |(_, v)| v.as_str(),
+        )
     }
 
     fn signer(&self) -> DevSigner {
