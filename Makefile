@@ -6,7 +6,7 @@ PYTHON    ?= python3
 STAMP     := $(VENV)/.installed
 CARGO     ?= cargo
 
-.PHONY: all demo dev test venv fmt fmt-check lint cargo-test infra-check bench clean-venv
+.PHONY: all demo dev test venv fmt fmt-check lint cargo-test infra-check package bench clean-venv
 
 all: test
 
@@ -47,6 +47,14 @@ cargo-test: venv
 ## infra-check: checkov offline over infra/terraform, zero failed checks
 infra-check: venv
 	bash infra/checkov.sh
+
+LAMBDAS := auth-exchange outbox-relay user-profile
+
+## package: the arm64 Lambda zips Terraform deploys, target/lambda/<fn>/bootstrap.zip
+package: venv
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(LAMBDAS))
+	$(PYTHON) infra/check-packages.py
 
 ## bench: criterion benchmarks of the hot paths (figures go in the README)
 bench:

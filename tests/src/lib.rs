@@ -210,6 +210,12 @@ impl Stack {
         bodies
     }
 
+    pub async fn outbox_stream_arn(&self) -> String {
+        auth_events_aws::streams::latest_stream_arn(&self.dynamodb, &self.names.outbox_table())
+            .await
+            .expect("the outbox table has a stream")
+    }
+
     /// Every item of `table`, by scanning.
     pub async fn scan(
         &self,

@@ -132,16 +132,7 @@ async fn an_outbox_record_reads_back_identically_through_the_sdk_and_the_stream(
     assert_eq!(read, written);
 
     let streams = aws_sdk_dynamodbstreams::Client::new(&stack.sdk);
-    let stream_arn = stack
-        .dynamodb
-        .describe_table()
-        .table_name(stack.names.outbox_table())
-        .send()
-        .await
-        .expect("described")
-        .table
-        .and_then(|t| t.latest_stream_arn)
-        .expect("stream arn");
+    let stream_arn = stack.outbox_stream_arn().await;
     let shard = streams
         .describe_stream()
         .stream_arn(&stream_arn)

@@ -4,11 +4,16 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use auth_events_aws::streams::lambda_record;
 use auth_events_core::contract::{Email, Timestamp, UserAction, UserEvent, UserId};
 use auth_events_core::outbox::{DEFAULT_TTL, OutboxRecord};
 use auth_events_core::ports::OutboxStore;
 use auth_events_core::relay::{Candidate, Relay, RelayConfig, RelayReport};
+use auth_events_core::retry::FullJitter;
+use auth_events_core::testing::{EntryFault, FaultyPublisher};
+use auth_events_tests::REGION;
 use auth_events_tests::{Stack, spawn_stack};
+use aws_lambda_events::event::dynamodb;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 
 fn record(i: usize) -> OutboxRecord {
@@ -21,19 +26,10 @@ fn record(i: usize) -> OutboxRecord {
     OutboxRecord::new(&event, Timestamp::now(), DEFAULT_TTL, None)
 }
 
-/// Every INSERT on the outbox stream, decoded as the relay decodes it.
-async fn stream_inserts(stack: &Stack, expected: usize) -> Vec<Candidate> {
+/// Every record of the outbox stream, as Lambda would hand them over.
+async fn stream_batch(stack: &Stack) -> dynamodb::Event {
     let streams = aws_sdk_dynamodbstreams::Client::new(&stack.sdk);
-    let arn = stack
-        .dynamodb
-        .describe_table()
-        .table_name(stack.names.outbox_table())
-        .send()
-        .await
-        .expect("described")
-        .table
-        .and_then(|t| t.latest_stream_arn)
-        .expect("stream");
+    let arn = stack.outbox_stream_arn().await;
     let shards = streams
         .describe_stream()
         .stream_arn(&arn)
@@ -43,7 +39,7 @@ async fn stream_inserts(stack: &Stack, expected: usize) -> Vec<Candidate> {
         .stream_description
         .and_then(|d| d.shards)
         .unwrap_or_default();
-    let mut candidates = Vec::new();
+    let mut batch = dynamodb::Event::default();
     for shard in shards {
         let mut iterator = streams
             .get_shard_iterator()
@@ -64,25 +60,31 @@ async fn stream_inserts(stack: &Stack, expected: usize) -> Vec<Candidate> {
             if page.records().is_empty() {
                 break;
             }
-            for r in page.records() {
-                if r.event_name()
-                    .map(aws_sdk_dynamodbstreams::types::OperationType::as_str)
-                    != Some("INSERT")
-                {
-                    continue;
-                }
-                let change = r.dynamodb().expect("change");
-                let image = change.new_image().expect("image").clone();
-                candidates.push(Candidate {
-                    position: candidates.len(),
-                    sequence_number: change.sequence_number().map(str::to_owned),
-                    record: OutboxRecord::decode_valid(serde_dynamo::Item::from(image))
-                        .expect("valid"),
-                });
-            }
+            batch.records.extend(
+                page.records()
+                    .iter()
+                    .map(|r| lambda_record(r, &arn, REGION)),
+            );
             iterator = page.next_shard_iterator;
         }
     }
+    batch
+}
+
+/// The stream's INSERTs decoded as the relay decodes them.
+async fn stream_inserts(stack: &Stack, expected: usize) -> Vec<Candidate> {
+    let candidates: Vec<Candidate> = stream_batch(stack)
+        .await
+        .records
+        .into_iter()
+        .filter(|r| r.event_name == "INSERT")
+        .enumerate()
+        .map(|(position, r)| Candidate {
+            position,
+            sequence_number: r.change.sequence_number.clone(),
+            record: OutboxRecord::decode_valid(r.change.new_image).expect("valid"),
+        })
+        .collect();
     assert_eq!(candidates.len(), expected, "stream INSERT records");
     candidates
 }
@@ -199,4 +201,181 @@ async fn the_sweep_publishes_what_the_stream_never_delivered_and_skips_published
         .await
         .expect("swept");
     assert_eq!(again.found, 0, "nothing left pending");
+}
+
+type FaultyBus = std::sync::Arc<FaultyPublisher<auth_events_aws::EventBridgePublisher>>;
+type FaultyRelay = outbox_relay::handler::Handler<
+    FaultyBus,
+    auth_events_aws::DynamoOutbox,
+    auth_events_aws::SqsDeadLetters,
+>;
+
+/// The relay Lambda's handler on moto, its bus behind a fault injector.
+fn faulty_relay(stack: &Stack, max_attempts: u32) -> (FaultyRelay, FaultyBus) {
+    let bus = std::sync::Arc::new(FaultyPublisher::new(stack.publisher()));
+    let config = RelayConfig {
+        max_attempts,
+        backoff: FullJitter::new(Duration::from_millis(1), Duration::from_millis(5)),
+        ..RelayConfig::default()
+    };
+    let handler = outbox_relay::handler::Handler::new(
+        Relay::new(
+            std::sync::Arc::clone(&bus),
+            stack.outbox(),
+            stack.dead_letters(),
+            config,
+        ),
+        outbox_relay::config::HandlerConfig {
+            emit_metrics: false,
+            ..outbox_relay::config::HandlerConfig::default()
+        },
+    );
+    (handler, bus)
+}
+
+async fn insert(stack: &Stack, range: std::ops::Range<usize>) {
+    let outbox = stack.outbox();
+    for i in range {
+        outbox.insert(&record(i)).await.expect("inserted");
+    }
+}
+
+#[tokio::test]
+async fn thirty_percent_throttled_entries_are_all_published_and_only_the_failed_ones_resent() {
+    let stack = spawn_stack().await;
+    insert(&stack, 0..200).await;
+    let (relay, bus) = faulty_relay(&stack, 5);
+    bus.fail_entries(Some(EntryFault {
+        code: "ThrottlingException".to_owned(),
+        ratio: 0.3,
+    }));
+    let outcome = relay
+        .process_stream(stream_batch(&stack).await, deadline())
+        .await;
+    assert!(outcome.response.batch_item_failures.is_empty());
+    assert_eq!(outcome.relay.published, 200);
+    assert!(
+        outcome.relay.resent_entries > 0,
+        "some entries were throttled and resent"
+    );
+
+    let forwarded = bus.forwarded();
+    let unique: HashSet<_> = forwarded.iter().collect();
+    assert_eq!(
+        forwarded.len(),
+        unique.len(),
+        "no entry that reached the bus was sent again"
+    );
+    let ids = event_ids(
+        &stack
+            .drain(&stack.target_queue_url, 200, Duration::from_mins(1))
+            .await,
+    );
+    assert_eq!(ids.len(), 200);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        200,
+        "each event once on the bus"
+    );
+}
+
+#[tokio::test]
+async fn a_poison_record_in_a_batch_of_100_goes_to_the_dlq_without_blocking_the_batch() {
+    let stack = spawn_stack().await;
+    insert(&stack, 0..49).await;
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(stack.names.outbox_table())
+        .item(
+            "eventId",
+            aws_sdk_dynamodb::types::AttributeValue::S("not-a-uuid".to_owned()),
+        )
+        .item(
+            "detail",
+            aws_sdk_dynamodb::types::AttributeValue::S("{broken".to_owned()),
+        )
+        .send()
+        .await
+        .expect("poison inserted");
+    insert(&stack, 49..99).await;
+    let (relay, _bus) = faulty_relay(&stack, 5);
+    let batch = stream_batch(&stack).await;
+    assert_eq!(batch.records.len(), 100);
+    let outcome = relay.process_stream(batch, deadline()).await;
+    assert!(
+        outcome.response.batch_item_failures.is_empty(),
+        "the poison record is not retried"
+    );
+    assert_eq!(outcome.relay.published, 99);
+    assert_eq!(
+        stack
+            .drain(&stack.target_queue_url, 99, Duration::from_mins(1))
+            .await
+            .len(),
+        99
+    );
+
+    let letters = stack
+        .drain(&stack.dlq_url, 1, Duration::from_secs(10))
+        .await;
+    assert_eq!(letters.len(), 1);
+    let letter: serde_json::Value = serde_json::from_str(&letters[0]).expect("JSON");
+    assert_eq!(letter["errorCode"], "undecodable");
+    assert_eq!(
+        letter["rawImage"]["detail"]["S"], "{broken",
+        "the payload travels with the reason"
+    );
+}
+
+#[tokio::test]
+async fn with_the_bus_down_the_first_record_fails_and_after_n_invocations_the_events_are_dead_lettered()
+ {
+    let stack = spawn_stack().await;
+    insert(&stack, 0..3).await;
+    let (relay, bus) = faulty_relay(&stack, 3);
+    bus.unavailable.set(true);
+    let batch = stream_batch(&stack).await;
+    let first = batch.records[0].change.sequence_number.clone();
+    for invocation in 1..=2 {
+        let short = tokio::time::Instant::now() + Duration::from_millis(200);
+        let outcome = relay.process_stream(batch.clone(), short).await;
+        let failed: Vec<_> = outcome
+            .response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(
+            failed,
+            vec![first.clone()],
+            "invocation {invocation}: checkpoint at the first record"
+        );
+        assert!(
+            stack
+                .drain(&stack.dlq_url, 1, Duration::from_secs(1))
+                .await
+                .is_empty(),
+            "nothing dead-lettered yet"
+        );
+    }
+    let last = tokio::time::Instant::now() + Duration::from_millis(200);
+    let outcome = relay.process_stream(batch, last).await;
+    assert!(
+        outcome.response.batch_item_failures.is_empty(),
+        "given up after 3 invocations"
+    );
+    let letters = stack
+        .drain(&stack.dlq_url, 3, Duration::from_secs(10))
+        .await;
+    assert_eq!(letters.len(), 3);
+    for letter in letters {
+        let letter: serde_json::Value = serde_json::from_str(&letter).expect("JSON");
+        assert_eq!(letter["errorCode"], "retries_exhausted");
+        assert_eq!(letter["attempts"], 3);
+        assert!(
+            letter["entry"]["detail"].is_string(),
+            "the full event travels in the dead letter"
+        );
+    }
 }

@@ -9,6 +9,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod profile;
 pub mod publisher;
+pub mod streams;
 pub mod telemetry;
 
 pub use dlq::SqsDeadLetters;

@@ -149,15 +149,10 @@ impl Wiring {
         let [dlq_url, target_queue_url] =
             <[String; 2]>::try_from(urls).map_err(|_| anyhow::anyhow!("two queues"))?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let stream_arn = dynamodb
-            .describe_table()
-            .table_name(names.outbox_table())
-            .send()
-            .await
-            .context("describing the outbox table")?
-            .table
-            .and_then(|t| t.latest_stream_arn)
-            .context("the outbox table has no stream")?;
+        let stream_arn =
+            auth_events_aws::streams::latest_stream_arn(&dynamodb, &names.outbox_table())
+                .await
+                .context("finding the outbox stream")?;
         Ok(Self {
             sdk,
             names,

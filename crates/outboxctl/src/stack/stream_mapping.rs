@@ -9,9 +9,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_lambda_events::event::dynamodb::{Event, EventRecord, StreamRecord};
+use auth_events_aws::streams::{lambda_record, to_chrono};
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::watch;
@@ -65,40 +66,6 @@ struct Delivered {
     record: EventRecord,
 }
 
-fn to_chrono(at: &aws_sdk_dynamodbstreams::primitives::DateTime) -> DateTime<Utc> {
-    DateTime::from_timestamp(at.secs(), at.subsec_nanos()).unwrap_or_default()
-}
-
-/// The record as Lambda hands it to the function.
-fn lambda_record(record: &Record, target: &MappingTarget) -> EventRecord {
-    let mut event = EventRecord::default();
-    record
-        .event_id()
-        .unwrap_or_default()
-        .clone_into(&mut event.event_id);
-    event.event_name = record
-        .event_name()
-        .map(|n| n.as_str().to_owned())
-        .unwrap_or_default();
-    event.event_source = Some("aws:dynamodb".to_owned());
-    event.event_version = record.event_version().map(str::to_owned);
-    event.event_source_arn = Some(target.stream_arn.clone());
-    event.aws_region.clone_from(&target.region);
-    let mut change = StreamRecord::default();
-    if let Some(data) = record.dynamodb() {
-        change.keys = data.keys.clone().unwrap_or_default().into();
-        change.new_image = data.new_image.clone().unwrap_or_default().into();
-        change.old_image = data.old_image.clone().unwrap_or_default().into();
-        change.sequence_number.clone_from(&data.sequence_number);
-        change.size_bytes = data.size_bytes.unwrap_or_default();
-        if let Some(at) = data.approximate_creation_date_time() {
-            change.approximate_creation_date_time = to_chrono(at);
-        }
-    }
-    event.change = change;
-    event
-}
-
 impl<F, Fut> StreamMapping<F>
 where
     F: Fn(Event) -> Fut,
@@ -150,7 +117,7 @@ where
                     buffer.push(Delivered {
                         shard_id: shard_id.clone(),
                         arrival,
-                        record: lambda_record(record, &self.target),
+                        record: lambda_record(record, &self.target.stream_arn, &self.target.region),
                     });
                 }
             }
@@ -306,4 +273,179 @@ where
 /// A request id in the shape Lambda uses; unique enough for local records.
 pub fn uuid_like() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use auth_events_core::contract::{Email, Timestamp, UserAction, UserEvent, UserId};
+    use auth_events_core::dead_letter::DeadLetter;
+    use auth_events_core::outbox::{DEFAULT_TTL, OutboxRecord};
+    use auth_events_core::ports::OutboxStore;
+    use aws_lambda_events::event::streams::DynamoDbBatchItemFailure;
+
+    use super::*;
+
+    async fn stack_with_inserts(count: usize) -> (auth_events_tests::Stack, MappingTarget) {
+        let stack = auth_events_tests::spawn_stack().await;
+        for i in 0..count {
+            let event = UserEvent::new(
+                UserAction::SignedIn,
+                UserId::parse(format!("u{i}")).expect("valid"),
+                Email::parse(format!("u{i}@example.com")).expect("valid"),
+                Timestamp::now(),
+            );
+            let record = OutboxRecord::new(&event, Timestamp::now(), DEFAULT_TTL, None);
+            stack.outbox().insert(&record).await.expect("inserted");
+        }
+        let stream_arn = stack.outbox_stream_arn().await;
+        let target = MappingTarget {
+            stream_arn,
+            on_failure_queue_url: stack.dlq_url.clone(),
+            function_arn: "arn:aws:lambda:us-east-1:123456789012:function:relay".to_owned(),
+            region: "us-east-1".to_owned(),
+        };
+        (stack, target)
+    }
+
+    fn settings() -> MappingSettings {
+        MappingSettings {
+            batch_size: 4,
+            maximum_batching_window: Duration::from_millis(50),
+            maximum_retry_attempts: 2,
+            bisect_batch_on_function_error: true,
+            poll_interval: Duration::from_millis(20),
+        }
+    }
+
+    /// Runs the mapping until `done` holds on what the function saw.
+    async fn run_until<F, Fut>(
+        stack: &auth_events_tests::Stack,
+        target: MappingTarget,
+        function: F,
+        done: impl Fn() -> bool,
+    ) where
+        F: Fn(Event) -> Fut,
+        Fut: Future<Output = Result<DynamoDbEventResponse>>,
+    {
+        let mapping = StreamMapping::new(&stack.sdk, target, settings(), function);
+        let (stop, stopped) = watch::channel(false);
+        let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+        let run = mapping.run(stopped);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                result = &mut run => { result.expect("the mapping ran"); break; }
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if done() { let _ = stop.send(true); }
+                    assert!(tokio::time::Instant::now() < deadline, "the mapping never got there");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_respect_the_batch_size_and_keep_stream_order() {
+        let (stack, target) = stack_with_inserts(10).await;
+        let seen = Mutex::new(Vec::new());
+        run_until(
+            &stack,
+            target,
+            |batch: Event| {
+                let ids: Vec<String> = batch.records.iter().map(|r| r.event_id.clone()).collect();
+                seen.lock().expect("lock").push(ids);
+                async { Ok(DynamoDbEventResponse::default()) }
+            },
+            || {
+                seen.lock()
+                    .expect("lock")
+                    .iter()
+                    .map(Vec::len)
+                    .sum::<usize>()
+                    >= 10
+            },
+        )
+        .await;
+        let batches = seen.lock().expect("lock").clone();
+        assert!(batches.iter().all(|b| b.len() <= 4), "{batches:?}");
+        assert_eq!(batches.concat().len(), 10, "each record delivered once");
+    }
+
+    #[tokio::test]
+    async fn a_reported_item_failure_is_retried_from_that_record_only() {
+        let (stack, target) = stack_with_inserts(3).await;
+        let seen: Mutex<Vec<Vec<Option<String>>>> = Mutex::new(Vec::new());
+        run_until(
+            &stack,
+            target,
+            |batch: Event| {
+                let sequence: Vec<_> = batch
+                    .records
+                    .iter()
+                    .map(|r| r.change.sequence_number.clone())
+                    .collect();
+                let first_time = seen.lock().expect("lock").is_empty();
+                seen.lock().expect("lock").push(sequence.clone());
+                let mut response = DynamoDbEventResponse::default();
+                if first_time {
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier.clone_from(&sequence[1]);
+                    response.batch_item_failures.push(failure);
+                }
+                async move { Ok(response) }
+            },
+            || seen.lock().expect("lock").len() >= 2,
+        )
+        .await;
+        let calls = seen.lock().expect("lock").clone();
+        assert_eq!(calls[0].len(), 3);
+        assert_eq!(
+            calls[1],
+            calls[0][1..].to_vec(),
+            "resumed at the failed record"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_function_is_bisected_then_given_up_with_an_on_failure_record() {
+        let (stack, target) = stack_with_inserts(2).await;
+        let sizes = Mutex::new(Vec::new());
+        let dlq_url = stack.dlq_url.clone();
+        run_until(
+            &stack,
+            target,
+            |batch: Event| {
+                sizes.lock().expect("lock").push(batch.records.len());
+                async { Err(anyhow::anyhow!("the function crashed")) }
+            },
+            // The pair fails once and is bisected (that counts as a retry);
+            // each half then fails on its second and last retry.
+            || sizes.lock().expect("lock").len() >= 5,
+        )
+        .await;
+        assert_eq!(sizes.lock().expect("lock")[0], 2);
+        assert!(
+            sizes.lock().expect("lock")[1..].iter().all(|&n| n == 1),
+            "bisected to single records"
+        );
+        let bodies = stack.drain(&dlq_url, 2, Duration::from_secs(10)).await;
+        assert_eq!(
+            bodies.len(),
+            2,
+            "one on-failure record per single-record batch"
+        );
+        for body in bodies {
+            let letter = DeadLetter::parse(&body).expect("the shape AWS sends");
+            assert!(
+                matches!(letter, DeadLetter::StreamBatch { .. }),
+                "{letter:?}"
+            );
+        }
+        assert_eq!(
+            sizes.lock().expect("lock").len(),
+            5,
+            "no delivery after giving up"
+        );
+    }
 }
