@@ -28,7 +28,7 @@ dev: venv
 	$(CARGO) run --quiet -p outboxctl -- dev
 
 ## test: every check CI runs
-test: fmt-check lint cargo-test infra-check
+test: fmt-check lint cargo-test infra-check package
 
 fmt:
 	$(CARGO) fmt --all
@@ -58,7 +58,7 @@ package: venv
 
 ## bench: criterion benchmarks of the hot paths (figures go in the README)
 bench:
-	$(CARGO) bench --workspace -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) bench --workspace --bench '*' -- --warm-up-time 1 --measurement-time 3
 
 clean-venv:
 	rm -rf $(VENV)
