@@ -6,7 +6,7 @@ PYTHON    ?= python3
 STAMP     := $(VENV)/.installed
 CARGO     ?= cargo
 
-.PHONY: all demo dev test venv fmt fmt-check lint cargo-test infra-check package bench clean-venv
+.PHONY: all demo dev test venv fmt fmt-check lint cargo-test infra-check package bench coldstart clean-venv
 
 all: test
 
@@ -59,6 +59,11 @@ package: venv
 ## bench: criterion benchmarks of the hot paths (figures go in the README)
 bench:
 	$(CARGO) bench --workspace --bench '*' -- --warm-up-time 1 --measurement-time 3
+
+## coldstart: time to ready and peak RSS of each release binary against a local Runtime API
+coldstart:
+	$(CARGO) build --release $(addprefix -p ,$(LAMBDAS))
+	$(PYTHON) bench/coldstart.py target/release 20
 
 clean-venv:
 	rm -rf $(VENV)
