@@ -132,22 +132,23 @@ struct Wiring {
     stream_arn: String,
 }
 
+async fn existing_queue(
+    migrator: &auth_events_aws::migrate::Migrator,
+    name: &str,
+) -> Result<String> {
+    migrator
+        .queue_url(name)
+        .await?
+        .with_context(|| format!("queue {name} does not exist after migrate"))
+}
+
 impl Wiring {
     /// Migrates, then finds the queue URLs and the stream ARN.
     async fn discover(sdk: aws_config::SdkConfig, names: Names) -> Result<Self> {
         migrate::apply(&sdk, &names, true).await?;
         let migrator = auth_events_aws::migrate::Migrator::new(&sdk, names.clone());
-        let mut urls = Vec::new();
-        for name in [&names.dlq, &names.target_queue] {
-            urls.push(
-                migrator
-                    .queue_url(name)
-                    .await?
-                    .with_context(|| format!("queue {name} does not exist after migrate"))?,
-            );
-        }
-        let [dlq_url, target_queue_url] =
-            <[String; 2]>::try_from(urls).map_err(|_| anyhow::anyhow!("two queues"))?;
+        let dlq_url = existing_queue(&migrator, &names.dlq).await?;
+        let target_queue_url = existing_queue(&migrator, &names.target_queue).await?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let stream_arn =
             auth_events_aws::streams::latest_stream_arn(&dynamodb, &names.outbox_table())
