@@ -239,6 +239,8 @@ impl DevStack {
         vec![
             ("AWS_ENDPOINT_URL", self.endpoint.clone()),
             ("AWS_REGION", "us-east-1".to_owned()),
+            // The AWS CLI (v1, as pinned in .venv) reads only this one.
+            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
             ("AWS_ACCESS_KEY_ID", "local".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
             ("AUTH_EVENTS_PREFIX", self.names.prefix.clone()),
