@@ -864,11 +864,11 @@ fn the_fixtures_hold_real_outbox_images() {
     }
 }
 
-/// Rewrites the fixtures from the builders:
-/// `cargo test -p outbox-relay --test handler -- --ignored regenerate_fixtures`.
+/// The checked-in fixtures are what the builders produce today, so a change
+/// to the outbox record cannot leave them stale. Rewrite them with
+/// `UPDATE_FIXTURES=1 cargo test -p outbox-relay --test handler fixtures`.
 #[test]
-#[ignore = "writes files; run by hand after changing the outbox record"]
-fn regenerate_fixtures() {
+fn the_fixtures_match_their_builders() {
     let id = |tail: &str| -> EventId {
         format!("019ad3a0-5c1e-7b2a-9f00-0000000000{tail}")
             .parse()
@@ -901,14 +901,23 @@ fn regenerate_fixtures() {
     ]);
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    std::fs::create_dir_all(&dir).expect("fixtures dir");
     for (name, mut value) in [
         ("stream_insert_modify_remove.json", stream),
         ("stream_poison.json", poison),
     ] {
         tidy(&mut value);
-        let text = serde_json::to_string_pretty(&value).expect("JSON") + "\n";
-        std::fs::write(dir.join(name), text).expect("written");
+        let generated = serde_json::to_string_pretty(&value).expect("JSON") + "\n";
+        let path = dir.join(name);
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(&path, &generated).expect("written");
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            checked_in,
+            generated,
+            "{} is stale; rewrite it with UPDATE_FIXTURES=1",
+            path.display()
+        );
     }
 }
 

@@ -72,7 +72,9 @@ fn keys(event_id: &str) -> Item {
 
 fn stream_record(n: usize, event_name: &str, event_id: &str, new_image: Item) -> EventRecord {
     let mut change = StreamRecord::default();
-    change.approximate_creation_date_time = chrono::Utc::now();
+    // Fixed, so the fixtures built from these records are reproducible.
+    change.approximate_creation_date_time =
+        chrono::DateTime::from_timestamp(1_795_866_366, 0).unwrap_or_default();
     change.keys = keys(event_id);
     change.size_bytes = i64::try_from(
         serde_json::to_string(&new_image)
@@ -108,7 +110,7 @@ pub fn insert_image(n: usize, event_id: &str, image: Item) -> EventRecord {
 /// The MODIFY the relay's own "published" update produces.
 pub fn modify(n: usize, record: &OutboxRecord) -> EventRecord {
     let mut published = record.clone();
-    published.published_at = Some(Timestamp::now());
+    published.published_at = Some(record.created_at);
     published.bus_event_id = Some("a3d3c9e0-0000-4000-8000-000000000000".to_owned());
     published.pending_shard = None;
     stream_record(
