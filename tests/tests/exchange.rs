@@ -162,6 +162,14 @@ async fn with_dynamodb_and_eventbridge_failing_the_credentials_still_come_back()
     let response = Box::pin(exchange.handle(request(&ada()))).await;
     assert_eq!(response.status_code, 200);
     assert!(body(&response)["credentials"]["SessionToken"].is_string());
+    assert!(stack.scan(&stack.names.outbox_table()).await.is_empty());
+    assert!(
+        stack
+            .drain(&stack.target_queue_url, 1, Duration::from_secs(2))
+            .await
+            .is_empty(),
+        "nothing reached the bus either: the event survives only in the outbox_write_failed log line"
+    );
 }
 
 #[tokio::test]
