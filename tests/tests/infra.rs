@@ -4,9 +4,11 @@
 //! own code calls.
 //!
 //! Each check is a function of a directory returning its violations, so the
-//! same check runs on the real stack (none) and on
-//! `tests/fixtures/broken-terraform` (exactly the breakages marked `BROKEN`
-//! there): a check that cannot fail proves nothing.
+//! same check runs on the real stack (none) and on a temporary copy of it
+//! with the `BREAKAGES` edits applied (exactly those breakages): a check that
+//! cannot fail proves nothing. Each edit must find its text exactly once in
+//! the real files, so one that no longer applies fails instead of testing
+//! nothing.
 //!
 //! The checks read the HCL as written, never evaluate it: references are
 //! compared as source text (`aws_sqs_queue.dlq.arn`), which is what a
@@ -16,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::iter::once;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use auth_events_aws::migrate::{KeyAttribute, TableMigration, desired_tables};
 use auth_events_core::outbox::PENDING_INDEX;
@@ -917,8 +920,188 @@ fn infra() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/terraform")
 }
 
-fn broken() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/broken-terraform")
+/// One deliberate breakage of the real stack: in `file`, the single
+/// occurrence of `find` becomes `replace`.
+#[derive(Debug)]
+struct Breakage {
+    name: &'static str,
+    file: &'static str,
+    find: &'static str,
+    replace: &'static str,
+}
+
+/// What the broken copy changes, each expected in the tests below.
+const BREAKAGES: &[Breakage] = &[
+    // The index sorts on another attribute than migrations/ says: the sweep's
+    // oldest-first query would read a key the items do not have.
+    Breakage {
+        name: "pending-by-age sorts on updatedAt",
+        file: "tables.tf",
+        find: r#"    range_key       = "createdAt""#,
+        replace: r#"    range_key       = "updatedAt""#,
+    },
+    // TTL off on processed-events: idempotency records pile up forever.
+    Breakage {
+        name: "processed-events TTL disabled",
+        file: "tables.tf",
+        find: r#"  # event that can still be redriven is still deduplicated.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true"#,
+        replace: r#"  # event that can still be redriven is still deduplicated.
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = false"#,
+    },
+    // No bisecting: one poison record fails its whole batch until the retries
+    // run out.
+    Breakage {
+        name: "stream mapping does not bisect",
+        file: "mapping.tf",
+        find: "  bisect_batch_on_function_error = true\n",
+        replace: "",
+    },
+    // No dead_letter_config on the rule target: an event EventBridge cannot
+    // deliver is dropped after the retries.
+    Breakage {
+        name: "rule target has no DLQ",
+        file: "bus.tf",
+        find: "\n  dead_letter_config {\n    arn = aws_sqs_queue.dlq.arn\n  }\n",
+        replace: "\n",
+    },
+    // The relay-errors alarm (the only one with period 300 and one evaluation
+    // period) loses its alarm_actions, so it fires at nobody.
+    Breakage {
+        name: "relay_errors alarm notifies nobody",
+        file: "alarms.tf",
+        find: r#"  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = local.alarm_topics
+"#,
+        replace: r#"  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+"#,
+    },
+    // The iterator-age alarm is gone: a relay falling behind the stream goes
+    // unnoticed until records age out.
+    Breakage {
+        name: "no relay iterator-age alarm",
+        file: "alarms.tf",
+        find: r#"# Five minutes behind on a 24 h stream is not yet loss, but it is the early
+# warning: records past maximum_record_age go to the DLQ.
+resource "aws_cloudwatch_metric_alarm" "relay_iterator_age" {
+  alarm_name        = "${var.prefix}outbox-relay-iterator-age"
+  alarm_description = "The relay is more than 5 minutes behind the outbox stream."
+  namespace         = "AWS/Lambda"
+  metric_name       = "IteratorAge"
+  dimensions = {
+    FunctionName = aws_lambda_function.outbox_relay.function_name
+  }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 300000
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = local.alarm_topics
+  ok_actions          = local.alarm_topics
+}
+"#,
+        replace: "",
+    },
+    // A wildcard where the relay needs two actions: least privilege lost.
+    Breakage {
+        name: "relay granted dynamodb:*",
+        file: "iam.tf",
+        find: r#"    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]"#,
+        replace: r#"    actions   = ["dynamodb:*"]"#,
+    },
+    // The profile function may write the outbox, which it has no business
+    // touching: another function's table in its policy.
+    Breakage {
+        name: "user_profile may write the outbox",
+        file: "iam.tf",
+        find: "  # The async on-failure destination is written with this role.\n",
+        replace: r#"  statement {
+    sid       = "WriteOutbox"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.outbox.arn]
+  }
+
+  # The async on-failure destination is written with this role.
+"#,
+    },
+];
+
+/// A copy of `infra/terraform` with `BREAKAGES` applied, in a fresh
+/// temporary directory that is removed again on drop.
+#[derive(Debug)]
+struct BrokenCopy(PathBuf);
+
+impl BrokenCopy {
+    fn new() -> Self {
+        static COPIES: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "auth-events-broken-terraform-{}-{}",
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::Relaxed),
+        ));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        // From here on, a failing step still removes the directory.
+        let copy = Self(dir);
+        let stack = infra();
+        for entry in std::fs::read_dir(&stack).expect("reading infra/terraform") {
+            let path = entry.expect("a readable directory entry").path();
+            if path.extension().is_some_and(|ext| ext == "tf") {
+                let to = copy.0.join(path.file_name().expect("a file name"));
+                std::fs::copy(&path, &to)
+                    .unwrap_or_else(|e| panic!("copying {}: {e}", path.display()));
+            }
+        }
+        for breakage in BREAKAGES {
+            let read = |path: &Path| {
+                std::fs::read_to_string(path).unwrap_or_else(|e| {
+                    panic!("{}: reading {}: {e}", breakage.name, path.display())
+                })
+            };
+            let once = |text: &str, which: &str| {
+                assert_eq!(
+                    text.matches(breakage.find).count(),
+                    1,
+                    "{}: the text to break must occur exactly once in {which}{}",
+                    breakage.name,
+                    breakage.file,
+                );
+            };
+            once(&read(&stack.join(breakage.file)), "infra/terraform/");
+            let target = copy.0.join(breakage.file);
+            let text = read(&target);
+            once(&text, "the broken copy of ");
+            std::fs::write(&target, text.replacen(breakage.find, breakage.replace, 1))
+                .unwrap_or_else(|e| panic!("writing {}: {e}", target.display()));
+        }
+        copy
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for BrokenCopy {
+    fn drop(&mut self) {
+        // Best effort: a leftover directory in the temp dir harms nothing.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
@@ -939,7 +1122,7 @@ fn each_function_policy_names_only_its_own_resources() {
 #[test]
 fn the_broken_copy_fails_the_table_check_on_exactly_its_breakages() {
     assert_eq!(
-        table_violations(&broken()),
+        table_violations(BrokenCopy::new().path()),
         [
             "outbox: index pending-by-age range_key is updatedAt in Terraform, createdAt in migrations",
             "processed-events: ttl is unset in Terraform, expiresAt in migrations",
@@ -950,7 +1133,7 @@ fn the_broken_copy_fails_the_table_check_on_exactly_its_breakages() {
 #[test]
 fn the_broken_copy_fails_the_wiring_check_on_exactly_its_breakages() {
     assert_eq!(
-        wiring_violations(&broken()),
+        wiring_violations(BrokenCopy::new().path()),
         [
             "aws_lambda_event_source_mapping.outbox_stream: bisect_batch_on_function_error is unset, want true",
             "aws_cloudwatch_event_target.user_profile: dead_letter_config.arn is unset, want aws_sqs_queue.dlq.arn",
@@ -963,7 +1146,7 @@ fn the_broken_copy_fails_the_wiring_check_on_exactly_its_breakages() {
 #[test]
 fn the_broken_copy_fails_the_policy_check_on_exactly_its_breakages() {
     assert_eq!(
-        policy_violations(&broken()),
+        policy_violations(BrokenCopy::new().path()),
         [
             "outbox_relay: grants dynamodb:* on aws_dynamodb_table.outbox.arn, which its code does not call",
             "user_profile: grants dynamodb:PutItem on aws_dynamodb_table.outbox.arn, which its code does not call",
