@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use auth_events_core::contract::{
     DisplayName, Email, EventId, Timestamp, UserAction, UserEvent, UserId,
 };
-use auth_events_core::profile::{Applied, ProfileUpdate, apply};
+use auth_events_core::profile::{Applied, ProfileUpdate, WriteCase, apply};
+use auth_events_core::testing::MemoryProfileStore;
 use auth_events_tests::{Stack, spawn_stack};
 use aws_sdk_dynamodb::types::AttributeValue;
 use proptest::prelude::*;
@@ -42,6 +43,20 @@ async fn users(stack: &Stack) -> HashMap<String, Item> {
         .collect()
 }
 
+/// The model's Users items in the table's representation, without
+/// `updatedAt`.
+fn model_users(model: &MemoryProfileStore, users: &[&str]) -> HashMap<String, Item> {
+    users
+        .iter()
+        .filter_map(|user| model.user(user))
+        .map(|item| {
+            let mut item: Item = serde_dynamo::to_item(&item).expect("a Users item");
+            item.remove("updatedAt");
+            (item["userId"].as_s().expect("string key").clone(), item)
+        })
+        .collect()
+}
+
 #[test]
 fn any_permutation_with_duplicates_gives_the_timestamp_order_users_items() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -64,11 +79,13 @@ fn any_permutation_with_duplicates_gives_the_timestamp_order_users_items() {
                     .map(|(i, (user, millis))| update(names[*user], *millis, &format!("n{i}")))
                     .collect();
 
-                let reference = spawn_stack().await;
+                // The reference is the specification itself: the in-memory
+                // model of UserItem::apply, fed each event once in order.
+                let reference = MemoryProfileStore::default();
                 let mut sorted = updates.clone();
                 sorted.sort_by_key(ProfileUpdate::order_key);
                 for u in &sorted {
-                    apply(&reference.profile_store(), u).await.expect("applied");
+                    apply(&reference, u).await.expect("applied");
                 }
 
                 let shuffled = spawn_stack().await;
@@ -78,7 +95,7 @@ fn any_permutation_with_duplicates_gives_the_timestamp_order_users_items() {
                 for u in &deliveries {
                     apply(&shuffled.profile_store(), u).await.expect("applied");
                 }
-                prop_assert_eq!(users(&shuffled).await, users(&reference).await);
+                prop_assert_eq!(users(&shuffled).await, model_users(&reference, &names));
                 Ok(())
             })
         })
@@ -201,4 +218,38 @@ async fn the_seeds_hand_written_event_creates_the_user_once_keyed_on_its_envelop
         !user.contains_key("photoURL"),
         "absent fields are left out, not null"
     );
+}
+
+#[tokio::test]
+async fn an_item_the_seed_wrote_before_this_design_takes_the_next_event_as_the_newest() {
+    let stack = spawn_stack().await;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    stack
+        .dynamodb
+        .put_item()
+        .table_name(stack.names.users_table())
+        .item("userId", s("seed-user"))
+        .item("email", s("old@example.com"))
+        .item("displayName", s("Old Name"))
+        .item("createdAt", s("2024-01-15T10:30:00Z"))
+        .item("lastLoginDate", s("2024-01-15T10:30:00Z"))
+        .send()
+        .await
+        .expect("seed item written");
+    let next = update("seed-user", 0, "new");
+    let applied = apply(&stack.profile_store(), &next)
+        .await
+        .expect("applied, not wedged");
+    assert_eq!(applied, Applied::Updated(WriteCase::Newest));
+    let user = users(&stack)
+        .await
+        .remove("seed-user")
+        .expect("still there");
+    assert_eq!(
+        user["createdAt"],
+        s("2024-01-15T10:30:00Z"),
+        "the seed's createdAt is kept"
+    );
+    assert_eq!(user["email"], s("new@example.com"));
+    assert_eq!(user["signInCount"], AttributeValue::N("1".to_owned()));
 }

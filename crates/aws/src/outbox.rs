@@ -186,13 +186,16 @@ impl OutboxStore for DynamoOutbox {
             let mut taken = 0;
             while let Some(item) = pages.next().await {
                 let item = item.map_err(|e| classify("Query", e))?;
+                let key = item.get(ATTR_EVENT_ID).and_then(|v| v.as_s().ok()).cloned();
                 match decode("Query", item) {
                     Ok(record) => records.push(record),
                     // One unreadable item must not stop the sweep for all
-                    // the others; the stream path dead-letters it with
-                    // its raw image.
-                    Err(error) => {
-                        tracing::warn!(error = %error, "skipping an undecodable pending outbox item");
+                    // the others; the stream path dead-letters it with its
+                    // raw image. Only the key is logged: decoder messages
+                    // can quote attribute values, and the item holds an
+                    // email.
+                    Err(_) => {
+                        tracing::warn!(event_id = ?key, "skipping an undecodable pending outbox item");
                     }
                 }
                 taken += 1;

@@ -47,7 +47,11 @@ pub fn users_update(update: &ProfileUpdate, case: WriteCase, now: Timestamp) -> 
 
     let condition = match case {
         WriteCase::FirstSignIn => "attribute_not_exists(userId)",
-        WriteCase::Newest => "lastEventKey < :key",
+        // An item written before this design (the seed's) has no
+        // lastEventKey: the next event is the newest we know of.
+        WriteCase::Newest => {
+            "attribute_exists(userId) AND (attribute_not_exists(lastEventKey) OR lastEventKey < :key)"
+        }
         WriteCase::Earliest => "lastEventKey >= :key AND createdAt > :ts",
         WriteCase::Older => "lastEventKey >= :key AND createdAt <= :ts",
     };

@@ -56,8 +56,9 @@ impl ProfileUpdate {
 /// with "duplicate", cover every state of the Users item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteCase {
-    /// The user is newer than any event seen: set the latest fields, count.
-    /// Condition: `lastEventKey < :key`.
+    /// The event is newer than any seen: set the latest fields, count.
+    /// Condition: `lastEventKey < :key`, or no `lastEventKey` at all (an
+    /// item written before this design; its key reads as empty here).
     Newest,
     /// No item yet: create it from this event.
     /// Condition: `attribute_not_exists(userId)`.

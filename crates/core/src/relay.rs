@@ -212,8 +212,16 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
             given_up.extend(stop);
         }
         given_up.extend(in_flight);
-        for failed in given_up {
-            self.count_failure(failed, report).await;
+        // Concurrently: this runs after the retry deadline, inside the
+        // safety margin, and one round trip per event would overrun it.
+        let counted =
+            futures_util::future::join_all(given_up.iter().map(|f| self.count_failure(f))).await;
+        for (failed, dead_lettered) in given_up.iter().zip(counted) {
+            if dead_lettered {
+                report.dead_lettered += 1;
+            } else {
+                report.failed_positions.push(failed.candidate.position);
+            }
         }
     }
 
@@ -237,6 +245,15 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
             let mut chunk: Vec<InFlight> = items.by_ref().take(range.len()).collect();
             let entries: Vec<BusEntry> = chunk.iter().map(|f| f.entry.clone()).collect();
             let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                // A zero timeout still polls once, which may send: an event
+                // could be published yet counted as failed.
+                for f in &mut chunk {
+                    "timeout".clone_into(&mut f.last_error);
+                }
+                stop.extend(chunk);
+                continue;
+            }
             let outcome =
                 tokio::time::timeout(remaining, self.publisher.put_events(&entries)).await;
             match outcome {
@@ -257,6 +274,18 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                     } else {
                         stop.extend(chunk);
                     }
+                }
+                Ok(Ok(results)) if results.len() != chunk.len() => {
+                    // Zipping would silently drop the unanswered entries.
+                    warn!(
+                        entries = chunk.len(),
+                        results = results.len(),
+                        "PutEvents answered a different number of entries"
+                    );
+                    for f in &mut chunk {
+                        "InternalFailure".clone_into(&mut f.last_error);
+                    }
+                    retry.extend(chunk);
                 }
                 Ok(Ok(results)) => {
                     let mut published = Vec::new();
@@ -318,7 +347,9 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         }
     }
 
-    async fn count_failure(&self, failed: InFlight, report: &mut RelayReport) {
+    /// Counts one more failed invocation; true when the event went to the
+    /// DLQ, false when it stays failing for a later invocation.
+    async fn count_failure(&self, failed: &InFlight) -> bool {
         let now = Timestamp::now();
         let record = &failed.candidate.record;
         match self
@@ -339,15 +370,15 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                     history.attempts,
                     history.first_failure_at,
                 );
-                self.send_letter(&failed.candidate, &letter, report).await;
+                self.send_letter(&failed.candidate, &letter).await
             }
             Ok(history) => {
                 warn!(event_id = %record.event_id, attempts = history.attempts, last_error = %failed.last_error, "event still failing; left for a later invocation");
-                report.failed_positions.push(failed.candidate.position);
+                false
             }
             Err(error) => {
                 warn!(event_id = %record.event_id, error = %error, "could not count the failure; left for a later invocation");
-                report.failed_positions.push(failed.candidate.position);
+                false
             }
         }
     }
@@ -360,7 +391,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         message: &str,
         report: &mut RelayReport,
     ) {
-        let letter = letter_for(
+        let mut letter = letter_for(
             candidate,
             stage,
             code,
@@ -371,7 +402,17 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 .first_failure_at
                 .unwrap_or_else(Timestamp::now),
         );
-        self.send_letter(candidate, &letter, report).await;
+        if code == codes::TOO_LARGE {
+            // The entry would make the message too large for SQS as well,
+            // and an unsendable letter would hold the shard for good; the
+            // event stays readable in its outbox item.
+            letter.entry = None;
+        }
+        if self.send_letter(candidate, &letter).await {
+            report.dead_lettered += 1;
+        } else {
+            report.failed_positions.push(candidate.position);
+        }
     }
 
     async fn note_dead_lettered(&self, event_id: EventId, letter: &RelayDeadLetter) {
@@ -384,22 +425,18 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         }
     }
 
-    async fn send_letter(
-        &self,
-        candidate: &Candidate,
-        letter: &RelayDeadLetter,
-        report: &mut RelayReport,
-    ) {
+    /// True when the letter reached the DLQ.
+    async fn send_letter(&self, candidate: &Candidate, letter: &RelayDeadLetter) -> bool {
         let event_id = candidate.record.event_id;
         match self.dead_letters.send(letter).await {
             Ok(()) => {
-                report.dead_lettered += 1;
                 warn!(%event_id, error_code = %letter.error_code, "event dead-lettered");
                 self.note_dead_lettered(event_id, letter).await;
+                true
             }
             Err(error) => {
                 warn!(%event_id, error = %error, "DLQ unreachable; the event stays failing so nothing is lost");
-                report.failed_positions.push(candidate.position);
+                false
             }
         }
     }

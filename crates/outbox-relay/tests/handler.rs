@@ -602,6 +602,10 @@ async fn an_entry_over_the_request_limit_goes_to_the_dlq_as_too_large() {
     assert_eq!(letters[0].error_code, codes::TOO_LARGE);
     assert_eq!(letters[0].stage, FailureStage::Pack);
     assert_eq!(letters[0].event_id, Some(records[1].event_id));
+    assert!(
+        letters[0].entry.is_none(),
+        "an entry over the limit would make the DLQ message too large as well"
+    );
     assert_each_once(&rig.on_bus(), &[records[0].event_id, records[2].event_id]);
     assert!(
         rig.calls()

@@ -47,14 +47,16 @@ const PUBLISH_BUDGET: Duration = Duration::from_secs(30);
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_hours(12);
 
-/// The visibility timeout of the run's receives: well past
-/// [`PUBLISH_BUDGET`], plus the time a received batch of 10 may wait for
-/// its turn under `--rate`.
+/// The visibility timeout of the run's receives: a received batch of 10 is
+/// handled one message after another, each within [`PUBLISH_BUDGET`], plus
+/// a minute's margin and the time the batch may wait under `--rate`. A
+/// message must not reappear mid-run, or a concurrent redrive would publish
+/// it again.
 fn run_visibility(rate: Option<f64>) -> Duration {
     let queued = rate.map_or(Duration::ZERO, |rate| {
         Duration::try_from_secs_f64(10.0 / rate).unwrap_or(MAX_VISIBILITY)
     });
-    (Duration::from_mins(2) + queued).min(MAX_VISIBILITY)
+    (PUBLISH_BUDGET * 10 + Duration::from_mins(1) + queued).min(MAX_VISIBILITY)
 }
 
 /// What to do with one message, decided from its body alone.
@@ -787,9 +789,9 @@ mod tests {
 
     #[test]
     fn the_visibility_covers_a_batch_waiting_for_its_turn_and_stays_within_the_sqs_limit() {
-        assert_eq!(run_visibility(None), Duration::from_mins(2));
-        assert_eq!(run_visibility(Some(1.0)), Duration::from_secs(130));
-        assert_eq!(run_visibility(Some(0.001)), Duration::from_secs(10_120));
+        assert_eq!(run_visibility(None), Duration::from_mins(6));
+        assert_eq!(run_visibility(Some(1.0)), Duration::from_secs(370));
+        assert_eq!(run_visibility(Some(0.001)), Duration::from_secs(10_360));
         assert_eq!(run_visibility(Some(1e-9)), MAX_VISIBILITY);
     }
 }
