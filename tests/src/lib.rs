@@ -43,19 +43,22 @@ fn wait_listening(port: u16, deadline: Duration) -> bool {
     false
 }
 
-/// Starts moto from the project virtualenv on a free port. A small shell
-/// watchdog stops it when this test process exits, even on panic.
-fn start_moto() -> String {
-    let moto = workspace_root().join(".venv/bin/moto_server");
+/// Starts `program ARGS… PORT-args` from the project virtualenv on a free
+/// port. A small shell watchdog stops it when this test process exits, even
+/// on panic.
+fn start_moto(program: &str, args: impl Fn(u16) -> Vec<String>) -> String {
+    let moto = workspace_root().join(".venv/bin").join(program);
     assert!(
         moto.exists(),
         "moto is not installed at {}: run `make venv` (or `make test`, which does it) first",
         moto.display()
     );
     let port = free_port();
+    let quoted: Vec<String> = args(port).iter().map(|a| format!("'{a}'")).collect();
     let script = format!(
-        "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "\"$0\" {} >/dev/null 2>&1 & m=$!; \
          while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $m",
+        quoted.join(" "),
         parent = std::process::id()
     );
     // The watchdog shell outlives this process by design: it is what stops
@@ -78,7 +81,7 @@ fn start_moto() -> String {
         });
     assert!(
         wait_listening(port, Duration::from_mins(1)),
-        "moto did not start listening on 127.0.0.1:{port} within 60 s; try `{} -p {port}` by hand",
+        "moto did not start listening on 127.0.0.1:{port} within 60 s; try `{}` by hand",
         moto.display()
     );
     format!("http://127.0.0.1:{port}")
@@ -87,13 +90,45 @@ fn start_moto() -> String {
 /// The endpoint of this process's moto server, started on first use.
 pub fn moto_endpoint() -> &'static str {
     static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(|| std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| start_moto()))
+    ENDPOINT.get_or_init(|| {
+        std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
+            start_moto("moto_server", |port| {
+                vec![
+                    "-H".into(),
+                    "127.0.0.1".into(),
+                    "-p".into(),
+                    port.to_string(),
+                ]
+            })
+        })
+    })
+}
+
+/// A moto server that handles one request at a time (`tests/moto_serial.py`),
+/// for tests of concurrent transactions: DynamoDB isolates them, moto's
+/// threaded server does not.
+pub fn serial_moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        let script = workspace_root().join("tests/moto_serial.py");
+        start_moto("python", move |port| {
+            vec![
+                script.display().to_string(),
+                "127.0.0.1".into(),
+                port.to_string(),
+            ]
+        })
+    })
 }
 
 /// SDK configuration for moto: fixed region, dummy credentials.
 pub async fn sdk_config() -> SdkConfig {
+    sdk_config_for(moto_endpoint()).await
+}
+
+async fn sdk_config_for(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
+        .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
         .load()
@@ -130,7 +165,16 @@ pub struct Stack {
 
 /// Creates and migrates a fresh stack.
 pub async fn spawn_stack() -> Stack {
-    let sdk = sdk_config().await;
+    spawn_stack_on(moto_endpoint()).await
+}
+
+/// A fresh stack on the one-request-at-a-time moto server.
+pub async fn spawn_serial_stack() -> Stack {
+    spawn_stack_on(serial_moto_endpoint()).await
+}
+
+async fn spawn_stack_on(endpoint: &str) -> Stack {
+    let sdk = sdk_config_for(endpoint).await;
     let names = Names::for_prefix(&unique_prefix()).expect("a valid prefix");
     let migrator = Migrator::new(&sdk, names.clone());
     let mut migrate_changes = migrator.apply_tables().await.expect("tables migrated");

@@ -102,11 +102,52 @@ fn any_permutation_with_duplicates_gives_the_timestamp_order_users_items() {
         .expect("order independence holds");
 }
 
-// Concurrency is proven against the in-memory store in the core crate
-// (`eight_concurrent_appliers_converge`), not here: moto's TransactWriteItems
-// takes no lock and restores a deep copy of the table on cancellation, so
-// two concurrent transactions on moto can undo each other (seen: a lost
-// signInCount increment). DynamoDB itself serialises transactions.
+/// On moto serving one request at a time: DynamoDB isolates transactions,
+/// moto's threaded server does not (it takes no lock and restores a deep
+/// copy of the table on cancellation; a lost signInCount increment was seen
+/// on it). The eight clients still interleave their conditional writes.
+#[tokio::test]
+async fn eight_concurrent_appliers_of_overlapping_events_converge() {
+    let stack = auth_events_tests::spawn_serial_stack().await;
+    let names = ["ann", "bob"];
+    let updates: Vec<_> = (0..24i64)
+        .map(|i| {
+            update(
+                names[usize::try_from(i % 2).unwrap_or(0)],
+                (i * 7) % 30,
+                &format!("c{i}"),
+            )
+        })
+        .collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let store = stack.profile_store();
+            let mine: Vec<_> = updates.iter().skip(task).step_by(3).cloned().collect();
+            tokio::spawn(async move {
+                let backoff = auth_events_core::retry::FullJitter::new(
+                    std::time::Duration::from_millis(2),
+                    std::time::Duration::from_millis(50),
+                )
+                .with_max_times(20);
+                for u in mine {
+                    auth_events_core::profile::apply_with_retries(&store, &u, backoff)
+                        .await
+                        .expect("applied despite contention");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task finished");
+    }
+    let model = MemoryProfileStore::default();
+    let mut sorted = updates.clone();
+    sorted.sort_by_key(ProfileUpdate::order_key);
+    for u in &sorted {
+        apply(&model, u).await.expect("applied");
+    }
+    assert_eq!(users(&stack).await, model_users(&model, &names));
+}
 
 #[tokio::test]
 async fn a_redelivered_event_is_a_duplicate_and_the_first_says_first_sign_in() {
