@@ -6,13 +6,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use auth_events_core::contract::{EventId, Timestamp};
+use auth_events_core::contract::Timestamp;
 use auth_events_core::outbox::OutboxRecord;
-use auth_events_core::ports::{FailureHistory, Inserted, OutboxStore, PortError};
 use auth_events_core::redact::email_hash;
-use auth_events_core::testing::{FaultyOutbox, FaultyPublisher, MemoryOutbox, MemoryPublisher};
+use auth_events_core::testing::{
+    FaultyOutbox, FaultyPublisher, InsertFault, MemoryOutbox, MemoryPublisher,
+};
 use auth_exchange::certs::HttpKeySource;
 use auth_exchange::handler::INVALID_TOKEN_MESSAGE;
 use auth_exchange::{Config, Exchange, OUTBOX_WRITE_FAILED};
@@ -29,11 +30,11 @@ use serde_json::{Value, json};
 
 const TRACE_HEADER: &str = "Root=1-6749a1b2-3c4d5e6f7a8b9c0d1e2f3a4b";
 
-type Outbox<S> = FaultyOutbox<S>;
+type Outbox = FaultyOutbox<MemoryOutbox>;
 type Bus = FaultyPublisher<MemoryPublisher>;
 
-struct Stack<S: OutboxStore = MemoryOutbox> {
-    exchange: Exchange<Arc<HttpKeySource>, FakeIssuer, Outbox<S>, Bus>,
+struct Stack {
+    exchange: Exchange<Arc<HttpKeySource>, FakeIssuer, Outbox, Bus>,
     logs: CapturedLogs,
     server: CertServer,
     _guard: tracing::subscriber::DefaultGuard,
@@ -58,7 +59,7 @@ fn config(certs_url: &str, extra: &[(&str, &str)]) -> Config {
     Config::from_vars(&vars).expect("test configuration")
 }
 
-async fn stack_with<S: OutboxStore>(store: S, extra: &[(&str, &str)]) -> Stack<S> {
+async fn stack_with(extra: &[(&str, &str)]) -> Stack {
     let (logs, guard) = CapturedLogs::install();
     let server = CertServer::start(&[SigningKey::shared()], Some(3600)).await;
     let config = config(&server.url, extra);
@@ -66,7 +67,7 @@ async fn stack_with<S: OutboxStore>(store: S, extra: &[(&str, &str)]) -> Stack<S
         &config,
         server.key_source(fast_policy()),
         FakeIssuer::default(),
-        FaultyOutbox::new(store),
+        FaultyOutbox::new(MemoryOutbox::default()),
         FaultyPublisher::new(MemoryPublisher::default()),
     );
     Stack {
@@ -78,10 +79,10 @@ async fn stack_with<S: OutboxStore>(store: S, extra: &[(&str, &str)]) -> Stack<S
 }
 
 async fn stack() -> Stack {
-    stack_with(MemoryOutbox::default(), &[]).await
+    stack_with(&[]).await
 }
 
-impl<S: OutboxStore> Stack<S> {
+impl Stack {
     async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
         self.exchange.handle(request).await
     }
@@ -90,16 +91,14 @@ impl<S: OutboxStore> Stack<S> {
         self.exchange.issuer()
     }
 
-    fn outbox(&self) -> &Outbox<S> {
+    fn outbox(&self) -> &Outbox {
         self.exchange.recorder().outbox()
     }
 
     fn bus(&self) -> &Bus {
         self.exchange.recorder().publisher()
     }
-}
 
-impl Stack<MemoryOutbox> {
     fn records(&self) -> Vec<OutboxRecord> {
         self.outbox().inner().records()
     }
@@ -520,7 +519,7 @@ async fn outbox_and_bus_failing_still_return_credentials_and_log_the_whole_event
 
 #[tokio::test]
 async fn with_outbox_required_a_lost_event_gets_503() {
-    let stack = stack_with(MemoryOutbox::default(), &[("OUTBOX_REQUIRED", "true")]).await;
+    let stack = stack_with(&[("OUTBOX_REQUIRED", "true")]).await;
     stack.outbox().unavailable.set(true);
     stack.bus().unavailable.set(true);
     let response = stack
@@ -534,7 +533,7 @@ async fn with_outbox_required_a_lost_event_gets_503() {
 
 #[tokio::test]
 async fn with_outbox_required_the_bus_fallback_still_signs_in() {
-    let stack = stack_with(MemoryOutbox::default(), &[("OUTBOX_REQUIRED", "true")]).await;
+    let stack = stack_with(&[("OUTBOX_REQUIRED", "true")]).await;
     stack.outbox().unavailable.set(true);
     let response = stack
         .call(bearer_request(&SigningKey::shared().sign(&claims())))
@@ -543,107 +542,18 @@ async fn with_outbox_required_the_bus_fallback_still_signs_in() {
     assert_eq!(stack.bus().inner().published().len(), 1);
 }
 
-/// How a [`Scripted`] store misbehaves on insert.
-#[derive(Debug, Clone, Copy)]
-enum Script {
-    /// The write lands, but the first answer is lost (a timeout): the SDK's
-    /// retry then finds the item already there.
-    LandThenFail,
-    /// AccessDenied: retrying cannot help.
-    Permanent,
-    /// Never answers.
-    Hang,
-}
-
-#[derive(Debug)]
-struct Scripted {
-    inner: MemoryOutbox,
-    script: Script,
-    inserts: AtomicUsize,
-}
-
-impl Scripted {
-    fn new(script: Script) -> Self {
-        Self {
-            inner: MemoryOutbox::default(),
-            script,
-            inserts: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl OutboxStore for Scripted {
-    async fn insert(&self, record: &OutboxRecord) -> Result<Inserted, PortError> {
-        let attempt = self.inserts.fetch_add(1, Ordering::SeqCst);
-        match self.script {
-            Script::LandThenFail if attempt == 0 => {
-                self.inner.insert(record).await?;
-                Err(PortError::transient(
-                    "PutItem",
-                    "Timeout",
-                    "injected: response lost",
-                ))
-            }
-            Script::LandThenFail => self.inner.insert(record).await,
-            Script::Permanent => Err(PortError::permanent(
-                "PutItem",
-                "AccessDeniedException",
-                "injected: not authorised",
-            )),
-            Script::Hang => std::future::pending().await,
-        }
-    }
-
-    async fn mark_published(
-        &self,
-        event_id: EventId,
-        bus_event_id: &str,
-        at: Timestamp,
-    ) -> Result<(), PortError> {
-        self.inner.mark_published(event_id, bus_event_id, at).await
-    }
-
-    async fn record_failure(
-        &self,
-        event_id: EventId,
-        error: &str,
-        at: Timestamp,
-    ) -> Result<FailureHistory, PortError> {
-        self.inner.record_failure(event_id, error, at).await
-    }
-
-    async fn mark_dead_lettered(
-        &self,
-        event_id: EventId,
-        reason: &str,
-        at: Timestamp,
-    ) -> Result<(), PortError> {
-        self.inner.mark_dead_lettered(event_id, reason, at).await
-    }
-
-    async fn pending(
-        &self,
-        cutoff: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<OutboxRecord>, PortError> {
-        self.inner.pending(cutoff, limit).await
-    }
-
-    async fn get(&self, event_id: EventId) -> Result<Option<OutboxRecord>, PortError> {
-        self.inner.get(event_id).await
-    }
-}
-
 #[tokio::test]
 async fn a_retry_whose_first_attempt_landed_counts_as_written() {
-    let stack = stack_with(Scripted::new(Script::LandThenFail), &[]).await;
+    let stack = stack().await;
+    stack
+        .outbox()
+        .fail_inserts(Some(InsertFault::LandThenLoseAnswer));
     let response = stack
         .call(bearer_request(&SigningKey::shared().sign(&claims())))
         .await;
     assert_eq!(response.status_code, 200);
-    let store = stack.outbox().inner();
-    assert_eq!(store.inserts.load(Ordering::SeqCst), 2);
-    assert_eq!(store.inner.records().len(), 1);
+    assert_eq!(stack.outbox().inserts(), 2);
+    assert_eq!(stack.records().len(), 1);
     assert!(
         stack.bus().inner().published().is_empty(),
         "no fallback for a write that landed"
@@ -652,18 +562,20 @@ async fn a_retry_whose_first_attempt_landed_counts_as_written() {
 
 #[tokio::test]
 async fn a_permanent_outbox_error_falls_back_at_once_without_retrying() {
-    let stack = stack_with(Scripted::new(Script::Permanent), &[]).await;
+    let stack = stack().await;
+    stack.outbox().fail_inserts(Some(InsertFault::Permanent));
     let response = stack
         .call(bearer_request(&SigningKey::shared().sign(&claims())))
         .await;
     assert_eq!(response.status_code, 200);
-    assert_eq!(stack.outbox().inner().inserts.load(Ordering::SeqCst), 1);
+    assert_eq!(stack.outbox().inserts(), 1);
     assert_eq!(stack.bus().inner().published().len(), 1);
 }
 
 #[tokio::test]
 async fn a_hanging_outbox_is_abandoned_at_the_budget_and_the_bus_takes_the_event() {
-    let stack = stack_with(Scripted::new(Script::Hang), &[]).await;
+    let stack = stack().await;
+    stack.outbox().fail_inserts(Some(InsertFault::Hang));
     let response = stack
         .call(bearer_request(&SigningKey::shared().sign(&claims())))
         .await;

@@ -266,12 +266,27 @@ impl OutboxStore for MemoryOutbox {
     }
 }
 
+/// How inserts misbehave, beyond being unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertFault {
+    /// The first insert lands but its answer is lost (a timeout), so a
+    /// retry finds the item already there.
+    LandThenLoseAnswer,
+    /// AccessDenied: retrying cannot help.
+    Permanent,
+    /// Never answers.
+    Hang,
+}
+
 /// Wraps an outbox store; while `unavailable` is on every call fails with a
-/// transient error, as a throttled or unreachable table would.
+/// transient error, as a throttled or unreachable table would, and inserts
+/// can be scripted to fail in other ways.
 #[derive(Debug)]
 pub struct FaultyOutbox<S> {
     inner: S,
     pub unavailable: Switch,
+    insert_fault: Mutex<Option<InsertFault>>,
+    inserts: AtomicUsize,
 }
 
 impl<S> FaultyOutbox<S> {
@@ -279,11 +294,22 @@ impl<S> FaultyOutbox<S> {
         Self {
             inner,
             unavailable: Switch::default(),
+            insert_fault: Mutex::new(None),
+            inserts: AtomicUsize::new(0),
         }
     }
 
     pub fn inner(&self) -> &S {
         &self.inner
+    }
+
+    pub fn fail_inserts(&self, fault: Option<InsertFault>) {
+        *lock(&self.insert_fault) = fault;
+    }
+
+    /// Insert calls made, failed ones included.
+    pub fn inserts(&self) -> usize {
+        self.inserts.load(Ordering::SeqCst)
     }
 
     fn check(&self, operation: &'static str) -> Result<(), PortError> {
@@ -301,8 +327,26 @@ impl<S> FaultyOutbox<S> {
 
 impl<S: OutboxStore> OutboxStore for FaultyOutbox<S> {
     async fn insert(&self, record: &OutboxRecord) -> Result<Inserted, PortError> {
+        let attempt = self.inserts.fetch_add(1, Ordering::SeqCst);
         self.check("PutItem")?;
-        self.inner.insert(record).await
+        let fault = *lock(&self.insert_fault);
+        match fault {
+            Some(InsertFault::LandThenLoseAnswer) if attempt == 0 => {
+                self.inner.insert(record).await?;
+                Err(PortError::transient(
+                    "PutItem",
+                    "Timeout",
+                    "injected: response lost",
+                ))
+            }
+            Some(InsertFault::Permanent) => Err(PortError::permanent(
+                "PutItem",
+                "AccessDeniedException",
+                "injected: not authorised",
+            )),
+            Some(InsertFault::Hang) => std::future::pending().await,
+            Some(InsertFault::LandThenLoseAnswer) | None => self.inner.insert(record).await,
+        }
     }
 
     async fn mark_published(
