@@ -4,27 +4,12 @@
 
 use std::collections::HashMap;
 
-use auth_events_core::contract::{
-    DisplayName, Email, EventId, Timestamp, UserAction, UserEvent, UserId,
-};
-use auth_events_core::profile::{Applied, ProfileUpdate, WriteCase, apply};
-use auth_events_core::testing::MemoryProfileStore;
+use auth_events_core::profile::{Applied, WriteCase, apply};
+use auth_events_core::testing::{MemoryProfileStore, sign_in as update};
 use auth_events_tests::{Stack, spawn_stack};
 use aws_sdk_dynamodb::types::AttributeValue;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-
-fn update(user: &str, millis: i64, name: &str) -> ProfileUpdate {
-    let mut event = UserEvent::new(
-        UserAction::SignedIn,
-        UserId::parse(user).expect("valid"),
-        Email::parse(format!("{name}@example.com")).expect("valid"),
-        Timestamp::from_millis(1_790_000_000_000 + millis).expect("valid"),
-    );
-    event.detail.display_name = Some(DisplayName::parse(name).expect("valid"));
-    event.detail.event_id = Some(EventId::new());
-    ProfileUpdate::from_event(&event, None).expect("has an id")
-}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -81,12 +66,7 @@ fn any_permutation_with_duplicates_gives_the_timestamp_order_users_items() {
 
                 // The reference is the specification itself: the in-memory
                 // model of UserItem::apply, fed each event once in order.
-                let reference = MemoryProfileStore::default();
-                let mut sorted = updates.clone();
-                sorted.sort_by_key(ProfileUpdate::order_key);
-                for u in &sorted {
-                    apply(&reference, u).await.expect("applied");
-                }
+                let reference = MemoryProfileStore::applied_in_order(&updates).await;
 
                 let shuffled = spawn_stack().await;
                 let mut deliveries = updates.clone();
@@ -140,12 +120,7 @@ async fn eight_concurrent_appliers_of_overlapping_events_converge() {
     for task in tasks {
         task.await.expect("task finished");
     }
-    let model = MemoryProfileStore::default();
-    let mut sorted = updates.clone();
-    sorted.sort_by_key(ProfileUpdate::order_key);
-    for u in &sorted {
-        apply(&model, u).await.expect("applied");
-    }
+    let model = MemoryProfileStore::applied_in_order(&updates).await;
     assert_eq!(users(&stack).await, model_users(&model, &names));
 }
 

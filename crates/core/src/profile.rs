@@ -230,21 +230,8 @@ pub async fn apply_with_retries<S: ProfileStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{EventId, UserAction};
-    use crate::testing::MemoryProfileStore;
+    use crate::testing::{MemoryProfileStore, sign_in as update};
     use proptest::prelude::*;
-
-    fn update(user: &str, millis: i64, name: &str) -> ProfileUpdate {
-        let mut event = UserEvent::new(
-            UserAction::SignedIn,
-            UserId::parse(user).expect("valid"),
-            Email::parse(format!("{name}@example.com")).expect("valid"),
-            Timestamp::from_millis(1_790_000_000_000 + millis).expect("valid"),
-        );
-        event.detail.display_name = Some(DisplayName::parse(name).expect("valid"));
-        event.detail.event_id = Some(EventId::new());
-        ProfileUpdate::from_event(&event, None).expect("has an id")
-    }
 
     fn block_on<F: Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
@@ -333,12 +320,7 @@ mod tests {
                 task.await.expect("task finished");
             }
         });
-        let reference = MemoryProfileStore::default();
-        let mut sorted = updates.clone();
-        sorted.sort_by_key(ProfileUpdate::order_key);
-        for u in &sorted {
-            block_on(apply(&reference, u)).expect("applied");
-        }
+        let reference = block_on(MemoryProfileStore::applied_in_order(&updates));
         for user in ["ann", "bob"] {
             assert_eq!(
                 store.user(user).map(without_clock),
@@ -360,12 +342,7 @@ mod tests {
                 .map(|(i, (user, millis))| update(users[*user], *millis, &format!("n{i}")))
                 .collect();
 
-            let reference = MemoryProfileStore::default();
-            let mut sorted = updates.clone();
-            sorted.sort_by_key(ProfileUpdate::order_key);
-            for u in &sorted {
-                block_on(apply(&reference, u)).expect("applied");
-            }
+            let reference = block_on(MemoryProfileStore::applied_in_order(&updates));
 
             let shuffled = MemoryProfileStore::default();
             for pick in &order {

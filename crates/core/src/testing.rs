@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::contract::{EventId, Timestamp};
+use crate::contract::{DisplayName, Email, EventId, Timestamp, UserAction, UserEvent, UserId};
 use crate::dead_letter::RelayDeadLetter;
 use crate::entry::BusEntry;
 use crate::outbox::OutboxRecord;
@@ -432,6 +432,33 @@ impl MemoryProfileStore {
     pub fn user(&self, user_id: &str) -> Option<UserItem> {
         lock(&self.users).0.get(user_id).cloned()
     }
+
+    /// The specification of the Users table: each event applied once, in
+    /// event order. Any delivery order, with duplicates, must end here.
+    pub async fn applied_in_order(updates: &[ProfileUpdate]) -> Self {
+        let store = Self::default();
+        let mut sorted = updates.to_vec();
+        sorted.sort_by_key(ProfileUpdate::order_key);
+        for update in &sorted {
+            crate::profile::apply(&store, update)
+                .await
+                .expect("the in-memory store never fails");
+        }
+        store
+    }
+}
+
+/// A sign-in of `user` at a fixed instant plus `millis`, with the display
+/// name `name` and a fresh event id: the unit of the profile laws' tests.
+pub fn sign_in(user: &str, millis: i64, name: &str) -> ProfileUpdate {
+    let mut event = UserEvent::new(
+        UserAction::SignedIn,
+        UserId::parse(user).expect("a valid user id"),
+        Email::parse(format!("{name}@example.com")).expect("a valid email"),
+        Timestamp::from_millis(1_790_000_000_000 + millis).expect("in range"),
+    );
+    event.detail.display_name = Some(DisplayName::parse(name).expect("a valid name"));
+    ProfileUpdate::from_event(&event, None).expect("a minted event id")
 }
 
 impl ProfileStore for MemoryProfileStore {
