@@ -101,7 +101,10 @@ impl OutboxRecord {
     /// Decodes the item's shape only; see [`OutboxRecord::event`] for the
     /// contract check.
     pub fn from_item(item: serde_dynamo::Item) -> Result<Self, DecodeError> {
-        Ok(serde_dynamo::from_item(item)?)
+        // `serde_dynamo::from_item` rebuilds the map through `Into`, which
+        // rehashes every attribute; handing over the map itself does not.
+        let map = serde_dynamo::AttributeValue::M(item.into_inner());
+        Ok(serde_dynamo::from_attribute_value(map)?)
     }
 
     /// The event this record carries, checked against the contract.
