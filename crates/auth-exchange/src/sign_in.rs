@@ -232,7 +232,7 @@ impl Attempts {
 }
 
 async fn put_one<P: Publisher>(publisher: &P, entry: &BusEntry) -> Result<String, PortError> {
-    let results = publisher.put_events(std::slice::from_ref(entry)).await?;
+    let results = publisher.put_events(&[entry]).await?;
     match results.into_iter().next() {
         Some(EntryResult::Published { bus_event_id }) => Ok(bus_event_id),
         Some(EntryResult::Failed { code, message }) => {

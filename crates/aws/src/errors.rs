@@ -1,9 +1,9 @@
 //! SDK errors classified into the core's [`PortError`], keeping the cause.
 
 use std::error::Error;
-use std::fmt::Debug;
 
 use auth_events_core::ports::PortError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// Error codes, across the services we call, that a later attempt can fix.
@@ -40,10 +40,9 @@ fn root_cause(error: &(dyn Error + 'static)) -> String {
 
 /// Classifies an SDK error: timeouts, dispatch failures, 5xx and throttling
 /// are transient; everything else is permanent.
-pub fn classify<E, R>(operation: &'static str, error: SdkError<E, R>) -> PortError
+pub fn classify<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + Error + Send + Sync + 'static,
-    R: Debug + Send + Sync + 'static,
 {
     let (retryable, code) = match &error {
         SdkError::TimeoutError(_) => (true, "Timeout".to_owned()),
@@ -51,7 +50,10 @@ where
         SdkError::ResponseError(_) => (true, "ResponseError".to_owned()),
         SdkError::ServiceError(context) => {
             let code = context.err().code().unwrap_or("Unknown").to_owned();
-            (code_is_retryable(&code), code)
+            // A 5xx is the service's fault whatever code it carries; with SDK
+            // retries off, this is the only place that would notice.
+            let server_fault = context.raw().status().is_server_error();
+            (server_fault || code_is_retryable(&code), code)
         }
         _ => (false, "ConstructionFailure".to_owned()),
     };
@@ -96,5 +98,31 @@ mod tests {
         ] {
             assert!(!code_is_retryable(code), "{code}");
         }
+    }
+
+    fn put_events_failure(status: u16, code: &str) -> PortError {
+        use aws_sdk_eventbridge::error::ErrorMetadata;
+        use aws_sdk_eventbridge::operation::put_events::PutEventsError;
+        use aws_smithy_types::body::SdkBody;
+
+        let error = PutEventsError::generic(ErrorMetadata::builder().code(code).build());
+        let status = status.try_into().expect("a valid status");
+        classify(
+            "PutEvents",
+            SdkError::service_error(error, HttpResponse::new(status, SdkBody::empty())),
+        )
+    }
+
+    #[test]
+    fn a_server_fault_is_retryable_whatever_its_code() {
+        assert!(put_events_failure(503, "SomethingNew").is_retryable());
+        assert!(put_events_failure(500, "InternalException").is_retryable());
+    }
+
+    #[test]
+    fn a_client_fault_is_retryable_only_by_its_code() {
+        assert!(put_events_failure(400, "ThrottlingException").is_retryable());
+        assert!(!put_events_failure(400, "ValidationException").is_retryable());
+        assert!(!put_events_failure(403, "AccessDeniedException").is_retryable());
     }
 }

@@ -2,6 +2,7 @@
 
 use auth_events_core::entry::BusEntry;
 use auth_events_core::ports::{EntryResult, PortError, Publisher};
+use aws_sdk_eventbridge::config::retry::RetryConfig;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::errors::classify;
@@ -13,6 +14,16 @@ pub struct EventBridgePublisher {
 }
 
 impl EventBridgePublisher {
+    /// The client for a publisher whose caller retries failed entries
+    /// itself, as the relay engine does with backon inside the invocation's
+    /// budget. SDK retries underneath would resend whole requests on their
+    /// own schedule and spend that budget unseen.
+    pub fn client_without_sdk_retries(
+        config: aws_sdk_eventbridge::config::Builder,
+    ) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::from_conf(config.retry_config(RetryConfig::disabled()).build())
+    }
+
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
         Self {
             client,
@@ -37,8 +48,8 @@ impl EventBridgePublisher {
 }
 
 impl Publisher for EventBridgePublisher {
-    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, PortError> {
-        let request: Vec<_> = entries.iter().map(|e| self.request_entry(e)).collect();
+    async fn put_events(&self, entries: &[&BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+        let request: Vec<_> = entries.iter().map(|&e| self.request_entry(e)).collect();
         let output = self
             .client
             .put_events()

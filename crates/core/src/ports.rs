@@ -83,9 +83,11 @@ pub enum EntryResult {
 
 pub trait Publisher: Send + Sync {
     /// Publishes `entries` in one request; the results are in entry order.
+    /// Borrowed, because an entry is only read into the request, and retries
+    /// send the same entries again.
     fn put_events(
         &self,
-        entries: &[BusEntry],
+        entries: &[&BusEntry],
     ) -> impl Future<Output = Result<Vec<EntryResult>, PortError>> + Send;
 }
 
@@ -174,7 +176,7 @@ pub trait ProfileStore: Send + Sync {
 impl<T: Publisher + ?Sized> Publisher for std::sync::Arc<T> {
     fn put_events(
         &self,
-        entries: &[BusEntry],
+        entries: &[&BusEntry],
     ) -> impl Future<Output = Result<Vec<EntryResult>, PortError>> + Send {
         (**self).put_events(entries)
     }

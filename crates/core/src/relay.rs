@@ -9,7 +9,7 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 use serde_json::Value;
 use tokio::time::Instant;
-use tracing::{Instrument, info_span, warn};
+use tracing::warn;
 
 use crate::contract::{EventId, Timestamp};
 use crate::dead_letter::{DeadLetterKind, FailureStage, RelayDeadLetter, codes};
@@ -243,7 +243,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         let mut stop = Vec::new();
         for range in ranges {
             let mut chunk: Vec<InFlight> = items.by_ref().take(range.len()).collect();
-            let entries: Vec<BusEntry> = chunk.iter().map(|f| f.entry.clone()).collect();
+            let entries: Vec<&BusEntry> = chunk.iter().map(|f| &f.entry).collect();
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 // A zero timeout still polls once, which may send: an event
@@ -328,12 +328,12 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 .unwrap_or_default();
             report.max_publish_lag = report.max_publish_lag.max(Some(lag));
         }
+        // No span per mark: the record's own span is in the handler, and the
+        // only line a mark logs names its event.
         let marks = published.iter().map(|(record, bus_event_id)| async move {
-            let span = info_span!("mark_published", event_id = %record.event_id);
             let result = self
                 .store
                 .mark_published(record.event_id, bus_event_id, now)
-                .instrument(span)
                 .await;
             (record.event_id, result)
         });

@@ -49,9 +49,9 @@ impl MemoryPublisher {
 }
 
 impl Publisher for MemoryPublisher {
-    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+    async fn put_events(&self, entries: &[&BusEntry]) -> Result<Vec<EntryResult>, PortError> {
         let mut published = lock(&self.published);
-        published.extend_from_slice(entries);
+        published.extend(entries.iter().map(|&entry| entry.clone()));
         Ok(entries
             .iter()
             .map(|_| EntryResult::Published {
@@ -111,7 +111,7 @@ impl<P> FaultyPublisher<P> {
 }
 
 impl<P: Publisher> Publisher for FaultyPublisher<P> {
-    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+    async fn put_events(&self, entries: &[&BusEntry]) -> Result<Vec<EntryResult>, PortError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.unavailable.is_on() {
             return Err(PortError::transient(
@@ -128,11 +128,11 @@ impl<P: Publisher> Publisher for FaultyPublisher<P> {
                 .map(|_| fault.as_ref().is_some_and(|f| rng.f64() < f.ratio))
                 .collect()
         };
-        let forward: Vec<BusEntry> = entries
+        let forward: Vec<&BusEntry> = entries
             .iter()
             .zip(&failing)
             .filter(|(_, fail)| !**fail)
-            .map(|(entry, _)| entry.clone())
+            .map(|(&entry, _)| entry)
             .collect();
         let mut inner_results = if forward.is_empty() {
             Vec::new()

@@ -62,7 +62,7 @@ impl<P> Recording<P> {
 }
 
 impl<P: Publisher> Publisher for Recording<P> {
-    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+    async fn put_events(&self, entries: &[&BusEntry]) -> Result<Vec<EntryResult>, PortError> {
         let outcome = self.inner.put_events(entries).await;
         let sent = entries
             .iter()

@@ -606,7 +606,7 @@ async fn publish_one(publisher: &impl Publisher, entry: &BusEntry) -> Result<Str
     let deadline = Instant::now() + PUBLISH_BUDGET;
     let mut delays = RelayConfig::default().backoff.build();
     loop {
-        let last = match publisher.put_events(std::slice::from_ref(entry)).await {
+        let last = match publisher.put_events(&[entry]).await {
             Ok(results) => match results.into_iter().next() {
                 Some(EntryResult::Published { bus_event_id }) => return Ok(bus_event_id),
                 Some(EntryResult::Failed { code, message }) if entry_error_is_retryable(&code) => {
