@@ -1,9 +1,17 @@
-//! Per-event relay overhead at batch size 100, without the network: the
-//! stream payload's JSON, decoding and contract checks, packing, the SDK's
-//! PutEvents serialisation and SigV4 signing, and reading the response.
+//! Per-event relay overhead at batch size 100, without the network.
 //!
-//! The EventBridge client is the real SDK client behind the real adapter;
-//! only its HTTP client is replaced by one that answers in memory.
+//! - `handler_100`: decoding and contract checks, packing, the SDK's
+//!   PutEvents serialisation and SigV4 signing, and reading the answers,
+//!   from the batch the runtime hands the handler.
+//! - `payload_to_answer_100`: the same plus the runtime's parse of the
+//!   payload's JSON into `aws_lambda_events` types.
+//! - `parse_payload_100`, `decode_valid_100`, `pack_serialise_sign_100`:
+//!   the stages one by one.
+//! - `mark_published_100`: the conditional UpdateItem that marks each
+//!   published item, which the stages above keep in memory.
+//!
+//! The clients are the real SDK clients behind the real adapters; only their
+//! HTTP client is replaced by one that answers in memory.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -12,14 +20,16 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth_events_aws::EventBridgePublisher;
+use auth_events_aws::{DynamoOutbox, EventBridgePublisher};
 use auth_events_core::contract::Timestamp;
 use auth_events_core::outbox::OutboxRecord;
 use auth_events_core::ports::OutboxStore;
 use auth_events_core::relay::{Candidate, Relay, RelayConfig, RelayReport};
 use auth_events_core::testing::{MemoryDeadLetters, MemoryOutbox};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::event::dynamodb;
 use aws_sdk_eventbridge::config::http::{HttpRequest, HttpResponse};
-use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, HttpClient, Region};
+use aws_sdk_eventbridge::config::{Credentials, HttpClient, SharedCredentialsProvider};
 use aws_smithy_runtime_api::client::http::{
     HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -27,7 +37,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use outbox_relay::{Handler, HandlerConfig, Invocation};
+use outbox_relay::{Handler, HandlerConfig, Invocation, StreamOutcome};
 use tokio::time::Instant;
 
 const BATCH: usize = 100;
@@ -37,18 +47,19 @@ const BATCH: usize = 100;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Answers every PutEvents with one event id per entry, after checking the
-/// request was signed, as EventBridge would.
+/// Answers what the relay sends, as AWS would, after checking each request
+/// was signed: PutEvents with one event id per entry, UpdateItem (a mark)
+/// with an empty result.
 #[derive(Debug, Clone)]
-struct OfflineEventBridge {
-    /// Response bodies for 0..=10 entries, built once and shared by every
-    /// connector the client asks for.
-    bodies: Arc<[String]>,
+struct OfflineAws {
+    /// PutEvents response bodies for 0..=10 entries, built once and shared
+    /// by every connector the clients ask for.
+    put_events_bodies: Arc<[String]>,
 }
 
-impl OfflineEventBridge {
+impl OfflineAws {
     fn new() -> Self {
-        let bodies = (0..=10)
+        let put_events_bodies = (0..=10)
             .map(|n| {
                 let entries: Vec<String> = (0..n)
                     .map(|i| format!(r#"{{"EventId":"6f8f2a52-0000-4000-8000-{i:012}"}}"#))
@@ -59,7 +70,19 @@ impl OfflineEventBridge {
                 )
             })
             .collect();
-        Self { bodies }
+        Self { put_events_bodies }
+    }
+
+    fn answer(&self, request: &HttpRequest) -> String {
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        match target {
+            "AWSEvents.PutEvents" => {
+                let entries = entry_count(request.body().bytes().unwrap_or_default());
+                self.put_events_bodies[entries].clone()
+            }
+            "DynamoDB_20120810.UpdateItem" => "{}".to_owned(),
+            other => panic!("the relay sent an unexpected request: {other:?}"),
+        }
     }
 }
 
@@ -71,21 +94,20 @@ fn entry_count(body: &[u8]) -> usize {
     memchr::memmem::find_iter(body, br#""DetailType":"#).count()
 }
 
-impl HttpConnector for OfflineEventBridge {
+impl HttpConnector for OfflineAws {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let signed = request
             .headers()
             .get("authorization")
             .is_some_and(|value| value.starts_with("AWS4-HMAC-SHA256 "));
         assert!(signed, "the request reached the wire unsigned");
-        let entries = entry_count(request.body().bytes().unwrap_or_default());
-        let body = self.bodies.get(entries).cloned().unwrap_or_default();
+        let body = self.answer(&request);
         let status = StatusCode::try_from(200_u16).expect("a valid status");
         HttpConnectorFuture::ready(Ok(HttpResponse::new(status, SdkBody::from(body))))
     }
 }
 
-impl HttpClient for OfflineEventBridge {
+impl HttpClient for OfflineAws {
     fn http_connector(
         &self,
         _settings: &HttpConnectorSettings,
@@ -95,97 +117,130 @@ impl HttpClient for OfflineEventBridge {
     }
 }
 
-fn eventbridge_client() -> aws_sdk_eventbridge::Client {
-    let config = aws_sdk_eventbridge::Config::builder()
+/// The SDK configuration the function would load, with the network
+/// replaced by [`OfflineAws`].
+fn offline_sdk_config() -> SdkConfig {
+    SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new(
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDEXAMPLE",
             "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
             None,
             None,
             "bench",
-        ))
-        .http_client(OfflineEventBridge::new());
-    // As `src/main.rs` builds it.
-    EventBridgePublisher::client_without_sdk_retries(config)
+        )))
+        .http_client(OfflineAws::new())
+        .build()
 }
 
 type BenchHandler = Handler<EventBridgePublisher, MemoryOutbox, MemoryDeadLetters>;
 
-fn relay_overhead(c: &mut Criterion) {
-    // Production logs JSON with the current span; spans and events cost the
-    // same here, only the bytes go nowhere.
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .without_time()
-        .with_writer(std::io::sink)
-        .finish();
-    let _guard = tracing::subscriber::set_global_default(subscriber);
+/// What every benchmark shares: the runtime, a batch of 100 sign-ins as
+/// records and as the stream payload Lambda would send, and the SDK.
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    records: Vec<OutboxRecord>,
+    payload: Vec<u8>,
+    sdk: SdkConfig,
+    /// Marks go to memory here; `mark_published_100` prices them on
+    /// DynamoDB.
+    handler: BenchHandler,
+}
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let records: Vec<_> = (0..BATCH)
-        .map(|n| support::signed_in(n, Timestamp::now()))
-        .collect();
-    let payload = serde_json::to_vec(&support::inserts(&records)).expect("JSON");
+impl Fixture {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let records: Vec<_> = (0..BATCH)
+            .map(|n| support::signed_in(n, Timestamp::now()))
+            .collect();
+        let payload = serde_json::to_vec(&support::inserts(&records)).expect("JSON");
+        let sdk = offline_sdk_config();
+        let handler = Handler::new(
+            Relay::new(
+                // As `src/main.rs` builds it.
+                EventBridgePublisher::new(
+                    EventBridgePublisher::client_without_sdk_retries((&sdk).into()),
+                    "dev-auth",
+                ),
+                MemoryOutbox::default(),
+                MemoryDeadLetters::default(),
+                RelayConfig::default(),
+            ),
+            HandlerConfig::default(),
+        );
+        runtime.block_on(async {
+            for record in &records {
+                handler
+                    .relay()
+                    .store()
+                    .insert(record)
+                    .await
+                    .expect("in memory");
+            }
+        });
+        let fixture = Self {
+            runtime,
+            records,
+            payload,
+            sdk,
+            handler,
+        };
+        let outcome = fixture.process(fixture.batch());
+        assert_eq!(outcome.relay.published, BATCH, "{outcome:?}");
+        assert!(outcome.response.batch_item_failures.is_empty());
+        fixture
+    }
 
-    let handler: BenchHandler = Handler::new(
-        Relay::new(
-            EventBridgePublisher::new(eventbridge_client(), "dev-auth"),
-            MemoryOutbox::default(),
-            MemoryDeadLetters::default(),
-            RelayConfig::default(),
-        ),
-        HandlerConfig::default(),
-    );
-    runtime.block_on(async {
-        for record in &records {
-            handler
-                .relay()
-                .store()
-                .insert(record)
-                .await
-                .expect("in memory");
+    /// As the runtime does: the payload's bytes straight into `Invocation`.
+    fn batch(&self) -> dynamodb::Event {
+        match Invocation::from_slice(black_box(&self.payload)).expect("a stream batch") {
+            Invocation::Stream(batch) => batch,
+            other => unreachable!("the payload is a stream batch: {other:?}"),
         }
-    });
+    }
 
-    // As the runtime does: the payload's bytes straight into `Invocation`.
-    let stream = |bytes: &[u8]| match Invocation::from_slice(bytes).expect("a stream batch") {
-        Invocation::Stream(batch) => batch,
-        other => unreachable!("the payload is a stream batch: {other:?}"),
-    };
+    fn process(&self, batch: dynamodb::Event) -> StreamOutcome {
+        self.runtime
+            .block_on(self.handler.process_stream(batch, deadline()))
+    }
+}
 
-    // Sanity: one run publishes all 100 without failures.
-    let outcome = runtime.block_on(
-        handler.process_stream(stream(&payload), Instant::now() + Duration::from_secs(30)),
-    );
-    assert_eq!(outcome.relay.published, BATCH, "{outcome:?}");
-    assert!(outcome.response.batch_item_failures.is_empty());
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(30)
+}
 
+fn whole_batch(c: &mut Criterion, fixture: &Fixture) {
     let mut group = c.benchmark_group("relay");
     group.throughput(Throughput::Elements(BATCH as u64));
-
-    group.bench_function("stream_batch_100", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let batch = stream(black_box(&payload));
-                let deadline = Instant::now() + Duration::from_secs(30);
-                black_box(handler.process_stream(batch, deadline).await)
-            })
-        });
+    // The handler's own work on the batch the runtime hands it.
+    let parsed = fixture.batch();
+    group.bench_function("handler_100", |b| {
+        b.iter_batched(
+            || parsed.clone(),
+            |batch| fixture.process(batch),
+            BatchSize::SmallInput,
+        );
     });
+    // The same from the payload's bytes: the invocation's CPU in all.
+    group.bench_function("payload_to_answer_100", |b| {
+        b.iter(|| fixture.process(fixture.batch()));
+    });
+    group.finish();
+}
 
+fn stages(c: &mut Criterion, fixture: &Fixture) {
+    let mut group = c.benchmark_group("relay");
+    group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("parse_payload_100", |b| {
-        b.iter(|| black_box(stream(black_box(&payload))));
+        b.iter(|| fixture.batch());
     });
 
-    let images: Vec<_> = stream(&payload)
+    let images: Vec<_> = fixture
+        .batch()
         .records
         .into_iter()
         .map(|record| record.change.new_image)
@@ -202,7 +257,8 @@ fn relay_overhead(c: &mut Criterion) {
         );
     });
 
-    let candidates: Vec<Candidate> = records
+    let candidates: Vec<Candidate> = fixture
+        .records
         .iter()
         .enumerate()
         .map(|(position, record)| Candidate {
@@ -212,20 +268,62 @@ fn relay_overhead(c: &mut Criterion) {
         })
         .collect();
     group.bench_function("pack_serialise_sign_100", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
+        b.iter_batched(
+            || candidates.clone(),
+            |candidates| {
                 let mut report = RelayReport::default();
-                let deadline = Instant::now() + Duration::from_secs(30);
-                handler
-                    .relay()
-                    .publish(black_box(candidates.clone()), deadline, &mut report)
-                    .await;
-                black_box(report)
-            })
+                let relay = fixture.handler.relay();
+                fixture
+                    .runtime
+                    .block_on(relay.publish(candidates, deadline(), &mut report));
+                report
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+/// Each published item is marked with one conditional UpdateItem.
+fn marks(c: &mut Criterion, fixture: &Fixture) {
+    let mut group = c.benchmark_group("relay");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let outbox = DynamoOutbox::new(aws_sdk_dynamodb::Client::new(&fixture.sdk), "dev-outbox");
+    let bus_event_id = "6f8f2a52-0000-4000-8000-000000000000";
+    let published_at = Timestamp::now();
+    group.bench_function("mark_published_100", |b| {
+        b.iter(|| {
+            fixture.runtime.block_on(async {
+                for record in &fixture.records {
+                    outbox
+                        .mark_published(record.event_id, bus_event_id, published_at)
+                        .await
+                        .expect("answered offline");
+                }
+            });
         });
     });
     group.finish();
 }
 
-criterion_group!(benches, relay_overhead);
+fn relay(c: &mut Criterion) {
+    // Production logs JSON with the current span; spans and events cost the
+    // same here, only the bytes go nowhere.
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("no subscriber set before");
+
+    let fixture = Fixture::new();
+    whole_batch(c, &fixture);
+    stages(c, &fixture);
+    marks(c, &fixture);
+}
+
+criterion_group!(benches, relay);
 criterion_main!(benches);
