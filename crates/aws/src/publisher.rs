@@ -2,6 +2,7 @@
 
 use auth_events_core::entry::BusEntry;
 use auth_events_core::ports::{EntryResult, PortError, Publisher};
+use aws_sdk_eventbridge::config::StalledStreamProtectionConfig;
 use aws_sdk_eventbridge::config::retry::RetryConfig;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
@@ -14,14 +15,20 @@ pub struct EventBridgePublisher {
 }
 
 impl EventBridgePublisher {
-    /// The client for a publisher whose caller retries failed entries
-    /// itself, as the relay engine does with backon inside the invocation's
-    /// budget. SDK retries underneath would resend whole requests on their
-    /// own schedule and spend that budget unseen.
-    pub fn client_without_sdk_retries(
+    /// The client for a publisher driven by the relay engine, which bounds
+    /// every call by the invocation's deadline and retries failed entries
+    /// itself with backon. SDK retries and stalled-stream protection
+    /// underneath would do both again on their own schedule, resending whole
+    /// requests and spending the budget unseen.
+    pub fn relay_engine_client(
         config: aws_sdk_eventbridge::config::Builder,
     ) -> aws_sdk_eventbridge::Client {
-        aws_sdk_eventbridge::Client::from_conf(config.retry_config(RetryConfig::disabled()).build())
+        aws_sdk_eventbridge::Client::from_conf(
+            config
+                .retry_config(RetryConfig::disabled())
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+                .build(),
+        )
     }
 
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {

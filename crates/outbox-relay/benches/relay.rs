@@ -163,7 +163,7 @@ impl Fixture {
             Relay::new(
                 // As `src/main.rs` builds it.
                 EventBridgePublisher::new(
-                    EventBridgePublisher::client_without_sdk_retries((&sdk).into()),
+                    EventBridgePublisher::relay_engine_client((&sdk).into()),
                     "dev-auth",
                 ),
                 MemoryOutbox::default(),

@@ -186,8 +186,9 @@ impl DevStack {
             })?;
         let http_address = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
+        // Built as the relay Lambda builds it.
         let bus: Bus = Arc::new(FaultyPublisher::new(EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(&wiring.sdk),
+            EventBridgePublisher::relay_engine_client((&wiring.sdk).into()),
             &wiring.names.bus,
         )));
         let relay = Arc::new(relay_function(&wiring, Arc::clone(&bus), &options));
