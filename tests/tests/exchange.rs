@@ -1,7 +1,6 @@
 //! The token exchange against moto (STS, DynamoDB, EventBridge) with a
 //! certificate server this test starts and a key it generates.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -38,7 +37,7 @@ async fn exchange(
     bus: &str,
     outbox_required: bool,
 ) -> MotoExchange {
-    let vars: HashMap<String, String> = [
+    let vars = [
         ("FIREBASE_PROJECT_ID", PROJECT.to_owned()),
         (
             "APP_ROLE_ARN",
@@ -48,10 +47,7 @@ async fn exchange(
         ("EVENT_BUS_NAME", bus.to_owned()),
         ("FIREBASE_CERTS_URL", certificate_server().await),
         ("OUTBOX_REQUIRED", outbox_required.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ];
     let config = Config::from_vars(&vars).expect("valid config");
     let keys = HttpKeySource::new(config.firebase_certs_url.clone(), CachePolicy::default())
         .expect("http client");

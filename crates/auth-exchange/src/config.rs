@@ -49,7 +49,7 @@ fn invalid(name: &'static str, value: &impl ToString, reason: &str) -> ConfigErr
 }
 
 impl Config {
-    pub fn from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub fn from_vars(vars: &(impl Vars + ?Sized)) -> Result<Self, ConfigError> {
         let firebase_project_id = required(vars, "FIREBASE_PROJECT_ID")?;
         let app_role_arn = required(vars, "APP_ROLE_ARN")?;
         if !app_role_arn.starts_with("arn:") || !app_role_arn.contains(":role/") {
@@ -135,24 +135,18 @@ fn certs_url_is_acceptable(url: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        let mut all: HashMap<String, String> = [
-            ("FIREBASE_PROJECT_ID", "demo-project"),
-            ("APP_ROLE_ARN", "arn:aws:iam::123456789012:role/app"),
-            ("OUTBOX_TABLE", "dev-outbox"),
-            ("EVENT_BUS_NAME", "dev-bus"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        for (k, v) in pairs {
-            all.insert((*k).to_owned(), (*v).to_owned());
-        }
-        all
+    const REQUIRED: [(&str, &str); 4] = [
+        ("FIREBASE_PROJECT_ID", "demo-project"),
+        ("APP_ROLE_ARN", "arn:aws:iam::123456789012:role/app"),
+        ("OUTBOX_TABLE", "dev-outbox"),
+        ("EVENT_BUS_NAME", "dev-bus"),
+    ];
+
+    /// The required variables, then `overrides`.
+    fn vars<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        [REQUIRED.as_slice(), overrides].concat()
     }
 
     #[test]
@@ -175,7 +169,7 @@ mod tests {
             "EVENT_BUS_NAME",
         ] {
             let mut v = vars(&[]);
-            v.remove(name);
+            v.retain(|(key, _)| *key != name);
             let error = Config::from_vars(&v).expect_err("missing");
             assert!(error.to_string().contains(name), "{error}");
         }

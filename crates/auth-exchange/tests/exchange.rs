@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -41,7 +40,7 @@ struct Stack {
 }
 
 fn config(certs_url: &str, extra: &[(&str, &str)]) -> Config {
-    let mut vars: HashMap<String, String> = [
+    let defaults = [
         ("FIREBASE_PROJECT_ID", PROJECT),
         ("APP_ROLE_ARN", "arn:aws:iam::123456789012:role/app"),
         ("OUTBOX_TABLE", "test-outbox"),
@@ -49,14 +48,8 @@ fn config(certs_url: &str, extra: &[(&str, &str)]) -> Config {
         ("FIREBASE_CERTS_URL", certs_url),
         // Small, so that the fault tests run fast; the logic is the same.
         ("OUTBOX_WRITE_BUDGET_MS", "60"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    for (k, v) in extra {
-        vars.insert((*k).to_owned(), (*v).to_owned());
-    }
-    Config::from_vars(&vars).expect("test configuration")
+    ];
+    Config::from_vars(&[defaults.as_slice(), extra].concat()).expect("test configuration")
 }
 
 async fn stack_with(extra: &[(&str, &str)]) -> Stack {

@@ -17,8 +17,8 @@ pub enum ConfigError {
     },
 }
 
-/// A source of variables; the process environment in production, a map in
-/// tests.
+/// A source of variables: the process environment in production, name-value
+/// pairs in tests and local drivers.
 pub trait Vars {
     fn var(&self, name: &str) -> Option<String>;
 }
@@ -33,17 +33,40 @@ impl Vars for ProcessEnv {
     }
 }
 
-impl<S: std::hash::BuildHasher> Vars for std::collections::HashMap<String, String, S> {
+/// Name-value pairs; a later pair overrides an earlier one of the same name,
+/// so defaults can be listed first and a test's overrides after them.
+impl<K: AsRef<str>, V: AsRef<str>> Vars for [(K, V)] {
     fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned().filter(|v| !v.is_empty())
+        self.iter()
+            .rev()
+            .find(|(key, _)| key.as_ref() == name)
+            .map(|(_, value)| value.as_ref())
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
     }
 }
 
-pub fn required(vars: &impl Vars, name: &'static str) -> Result<String, ConfigError> {
+impl<K: AsRef<str>, V: AsRef<str>, const N: usize> Vars for [(K, V); N] {
+    fn var(&self, name: &str) -> Option<String> {
+        self.as_slice().var(name)
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Vars for Vec<(K, V)> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.as_slice().var(name)
+    }
+}
+
+pub fn required(vars: &(impl Vars + ?Sized), name: &'static str) -> Result<String, ConfigError> {
     vars.var(name).ok_or(ConfigError::Missing { name })
 }
 
-pub fn parsed_or<T>(vars: &impl Vars, name: &'static str, default: T) -> Result<T, ConfigError>
+pub fn parsed_or<T>(
+    vars: &(impl Vars + ?Sized),
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
@@ -59,7 +82,7 @@ where
 }
 
 pub fn millis_or(
-    vars: &impl Vars,
+    vars: &(impl Vars + ?Sized),
     name: &'static str,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
@@ -68,7 +91,7 @@ pub fn millis_or(
 }
 
 pub fn secs_or(
-    vars: &impl Vars,
+    vars: &(impl Vars + ?Sized),
     name: &'static str,
     default: Duration,
 ) -> Result<Duration, ConfigError> {
@@ -78,18 +101,10 @@ pub fn secs_or(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn a_missing_variable_is_named() {
-        let error = required(&vars(&[]), "OUTBOX_TABLE").expect_err("missing");
+        let error = required(&[("EVENT_BUS_NAME", "bus")], "OUTBOX_TABLE").expect_err("missing");
         assert_eq!(
             error.to_string(),
             "environment variable OUTBOX_TABLE is required but not set"
@@ -98,8 +113,8 @@ mod tests {
 
     #[test]
     fn an_invalid_value_is_named_with_the_reason() {
-        let error = parsed_or(&vars(&[("MAX_ATTEMPTS", "five")]), "MAX_ATTEMPTS", 5u32)
-            .expect_err("invalid");
+        let error =
+            parsed_or(&[("MAX_ATTEMPTS", "five")], "MAX_ATTEMPTS", 5u32).expect_err("invalid");
         assert!(
             error
                 .to_string()
@@ -108,8 +123,21 @@ mod tests {
     }
 
     #[test]
+    fn a_later_pair_overrides_an_earlier_one_and_empty_means_unset() {
+        let v = [
+            ("MAX_ATTEMPTS", "5"),
+            ("DLQ_URL", "q"),
+            ("MAX_ATTEMPTS", "3"),
+            ("DLQ_URL", ""),
+        ];
+        assert_eq!(v.var("MAX_ATTEMPTS").as_deref(), Some("3"));
+        assert_eq!(v.var("DLQ_URL"), None);
+        assert_eq!(v.var("UNSET"), None);
+    }
+
+    #[test]
     fn defaults_apply_when_unset() {
-        let v = vars(&[("OUTBOX_WRITE_BUDGET_MS", "120")]);
+        let v = [("OUTBOX_WRITE_BUDGET_MS", "120")];
         assert_eq!(
             millis_or(&v, "OUTBOX_WRITE_BUDGET_MS", Duration::ZERO).ok(),
             Some(Duration::from_millis(120))

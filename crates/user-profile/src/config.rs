@@ -27,7 +27,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
+    pub fn from_vars(vars: &(impl Vars + ?Sized)) -> Result<Self, ConfigError> {
         let users_table = required(vars, "USERS_TABLE")?;
         let processed_table = required(vars, "PROCESSED_EVENTS_TABLE")?;
         let ttl_days: u64 = parsed_or(vars, "PROCESSED_TTL_DAYS", 35)?;
@@ -70,14 +70,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     const TABLES: [(&str, &str); 2] = [
         ("USERS_TABLE", "dev-users"),
@@ -86,7 +78,7 @@ mod tests {
 
     #[test]
     fn only_the_table_names_are_required_and_the_rest_has_documented_defaults() {
-        let config = Config::from_vars(&vars(&TABLES)).expect("valid");
+        let config = Config::from_vars(&TABLES).expect("valid");
         assert_eq!(
             config,
             Config {
@@ -106,13 +98,13 @@ mod tests {
 
     #[test]
     fn every_setting_can_be_overridden() {
-        let mut all = vars(&TABLES);
-        all.extend(vars(&[
+        let overrides = [
             ("PROCESSED_TTL_DAYS", "40"),
             ("RETRY_MAX_TIMES", "3"),
             ("BACKOFF_MIN_MS", "5"),
             ("BACKOFF_MAX_MS", "50"),
-        ]));
+        ];
+        let all = [TABLES.as_slice(), &overrides].concat();
         let config = Config::from_vars(&all).expect("valid");
         assert_eq!(
             config.processed_ttl,
@@ -126,12 +118,12 @@ mod tests {
 
     #[test]
     fn a_missing_table_fails_naming_the_variable() {
-        let error = Config::from_vars(&vars(&TABLES[..1])).expect_err("missing");
+        let error = Config::from_vars(&TABLES[..1]).expect_err("missing");
         assert!(
             error.to_string().contains("PROCESSED_EVENTS_TABLE"),
             "{error}"
         );
-        let error = Config::from_vars(&vars(&TABLES[1..])).expect_err("missing");
+        let error = Config::from_vars(&TABLES[1..]).expect_err("missing");
         assert!(error.to_string().contains("USERS_TABLE"), "{error}");
     }
 
@@ -143,8 +135,7 @@ mod tests {
             ("RETRY_MAX_TIMES", "-1"),
             ("BACKOFF_MAX_MS", "10"),
         ] {
-            let mut all = vars(&TABLES);
-            all.insert(name.to_owned(), value.to_owned());
+            let all = [TABLES.as_slice(), &[(name, value)]].concat();
             let error = Config::from_vars(&all).expect_err("invalid");
             assert!(error.to_string().contains(name), "{name}={value}: {error}");
         }

@@ -7,7 +7,6 @@ pub mod http;
 pub mod rule_target;
 pub mod stream_mapping;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -274,7 +273,7 @@ impl DevStack {
 
 fn exchange_function(wiring: &Wiring, http_address: SocketAddr) -> Result<ExchangeFunction> {
     let (sdk, names, dynamodb) = (&wiring.sdk, &wiring.names, &wiring.dynamodb);
-    let vars: HashMap<String, String> = [
+    let vars = [
         ("FIREBASE_PROJECT_ID", DEV_PROJECT.to_owned()),
         ("APP_ROLE_ARN", APP_ROLE_ARN.to_owned()),
         ("OUTBOX_TABLE", names.outbox_table()),
@@ -283,10 +282,7 @@ fn exchange_function(wiring: &Wiring, http_address: SocketAddr) -> Result<Exchan
             "FIREBASE_CERTS_URL",
             format!("http://{http_address}{CERTIFICATES_PATH}"),
         ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ];
     let config = auth_exchange::Config::from_vars(&vars)?;
     let keys = HttpKeySource::new(config.firebase_certs_url.clone(), CachePolicy::default())?;
     let issuer = StsIssuer::new(
