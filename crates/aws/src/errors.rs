@@ -6,7 +6,8 @@ use auth_events_core::ports::PortError;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-/// Error codes, across the services we call, that a later attempt can fix.
+/// Error codes, across the services we call, that a later attempt can fix,
+/// including DynamoDB's cancellation reasons of a transaction.
 pub fn code_is_retryable(code: &str) -> bool {
     matches!(
         code,
@@ -18,6 +19,9 @@ pub fn code_is_retryable(code: &str) -> bool {
             | "ProvisionedThroughputExceededException"
             | "RequestLimitExceeded"
             | "TransactionConflictException"
+            | "TransactionConflict"
+            | "ThrottlingError"
+            | "ProvisionedThroughputExceeded"
             | "TransactionInProgressException"
             | "InternalServerError"
             | "InternalFailure"
@@ -88,6 +92,9 @@ mod tests {
             "ThrottlingException",
             "ProvisionedThroughputExceededException",
             "TransactionConflictException",
+            "TransactionConflict",
+            "ThrottlingError",
+            "ProvisionedThroughputExceeded",
         ] {
             assert!(code_is_retryable(code), "{code}");
         }

@@ -225,18 +225,15 @@ impl ProfileStore for DynamoProfileStore {
             match codes.as_slice() {
                 ["ConditionalCheckFailed", ..] => return Ok(WriteOutcome::Duplicate),
                 [_, "ConditionalCheckFailed"] => return Ok(WriteOutcome::ConditionFailed),
-                reasons
-                    if reasons
-                        .iter()
-                        .any(|code| *code == "TransactionConflict" || code_is_retryable(code)) =>
-                {
-                    return Err(PortError::transient(
-                        "TransactWriteItems",
-                        "TransactionConflict",
-                        format!("cancelled: {reasons:?}"),
-                    ));
+                reasons => {
+                    if let Some(code) = reasons.iter().find(|code| code_is_retryable(code)) {
+                        return Err(PortError::transient(
+                            "TransactWriteItems",
+                            *code,
+                            format!("cancelled: {reasons:?}"),
+                        ));
+                    }
                 }
-                _ => {}
             }
         }
         Err(classify("TransactWriteItems", error))
