@@ -145,12 +145,8 @@ impl CredentialIssuer for StsIssuer {
 /// Throttling, 5xx, timeouts and network failures are worth a retry by the
 /// client (503); anything else is STS refusing us (502).
 fn classify(error: SdkError<AssumeRoleError>) -> IssueError {
-    let server_fault = matches!(
-        &error,
-        SdkError::ServiceError(context) if context.raw().status().is_server_error()
-    );
     let port = auth_events_aws::errors::classify("AssumeRole", error);
-    if server_fault || port.is_retryable() {
+    if port.is_retryable() {
         IssueError::Unavailable(port)
     } else {
         IssueError::Failed(port)

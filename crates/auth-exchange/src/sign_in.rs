@@ -236,8 +236,9 @@ async fn put_one<P: Publisher>(publisher: &P, entry: &BusEntry) -> Result<String
     match results.into_iter().next() {
         Some(EntryResult::Published { bus_event_id }) => Ok(bus_event_id),
         Some(EntryResult::Failed { code, message }) => {
-            // PutEvents reports throttling and internal errors per entry.
-            if auth_events_aws::errors::code_is_retryable(&code) {
+            // PutEvents reports throttling and internal errors per entry,
+            // with the codes the relay retries.
+            if auth_events_core::relay::entry_error_is_retryable(&code) {
                 Err(PortError::transient("PutEvents", code, message))
             } else {
                 Err(PortError::permanent("PutEvents", code, message))
