@@ -38,12 +38,15 @@ async fn main() -> anyhow::Result<()> {
             )
             .build(),
     );
+    // The sign-in's outbox write and bus fallback retry within their own
+    // budget (`OUTBOX_WRITE_BUDGET_MS`).
+    let budgeted = auth_events_aws::without_sdk_retries(&sdk);
     let outbox = DynamoOutbox::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_dynamodb::Client::new(&budgeted),
         config.outbox_table.clone(),
     );
     let publisher = EventBridgePublisher::new(
-        aws_sdk_eventbridge::Client::new(&sdk),
+        aws_sdk_eventbridge::Client::new(&budgeted),
         config.event_bus_name.clone(),
     );
     let keys = Arc::new(

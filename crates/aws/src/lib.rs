@@ -27,3 +27,17 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
     }
     loader.load().await
 }
+
+/// `sdk` for clients whose caller bounds every call by its own deadline and
+/// retries with backon: the relay engine, and the token exchange's budgeted
+/// outbox write and bus fallback. SDK retries and stalled-stream protection
+/// underneath would do both again on their own schedule, resending whole
+/// requests and spending the budget unseen.
+pub fn without_sdk_retries(sdk: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+    sdk.to_builder()
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        )
+        .build()
+}

@@ -2,8 +2,6 @@
 
 use auth_events_core::entry::BusEntry;
 use auth_events_core::ports::{EntryResult, PortError, Publisher};
-use aws_sdk_eventbridge::config::StalledStreamProtectionConfig;
-use aws_sdk_eventbridge::config::retry::RetryConfig;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::errors::classify;
@@ -15,22 +13,6 @@ pub struct EventBridgePublisher {
 }
 
 impl EventBridgePublisher {
-    /// The client for a publisher driven by the relay engine, which bounds
-    /// every call by the invocation's deadline and retries failed entries
-    /// itself with backon. SDK retries and stalled-stream protection
-    /// underneath would do both again on their own schedule, resending whole
-    /// requests and spending the budget unseen.
-    pub fn relay_engine_client(
-        config: aws_sdk_eventbridge::config::Builder,
-    ) -> aws_sdk_eventbridge::Client {
-        aws_sdk_eventbridge::Client::from_conf(
-            config
-                .retry_config(RetryConfig::disabled())
-                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-                .build(),
-        )
-    }
-
     pub fn new(client: aws_sdk_eventbridge::Client, bus_name: impl Into<String>) -> Self {
         Self {
             client,

@@ -163,7 +163,7 @@ impl Fixture {
             Relay::new(
                 // As `src/main.rs` builds it.
                 EventBridgePublisher::new(
-                    EventBridgePublisher::relay_engine_client((&sdk).into()),
+                    aws_sdk_eventbridge::Client::new(&auth_events_aws::without_sdk_retries(&sdk)),
                     "dev-auth",
                 ),
                 MemoryOutbox::default(),

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let sdk = auth_events_aws::sdk_config(None).await;
     let relay = Relay::new(
         EventBridgePublisher::new(
-            EventBridgePublisher::relay_engine_client((&sdk).into()),
+            aws_sdk_eventbridge::Client::new(&auth_events_aws::without_sdk_retries(&sdk)),
             config.event_bus_name,
         ),
         DynamoOutbox::new(aws_sdk_dynamodb::Client::new(&sdk), config.outbox_table),

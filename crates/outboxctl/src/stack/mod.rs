@@ -187,7 +187,7 @@ impl DevStack {
         let (stop, stopped) = watch::channel(false);
         // Built as the relay Lambda builds it.
         let bus: Bus = Arc::new(FaultyPublisher::new(EventBridgePublisher::new(
-            EventBridgePublisher::relay_engine_client((&wiring.sdk).into()),
+            aws_sdk_eventbridge::Client::new(&auth_events_aws::without_sdk_retries(&wiring.sdk)),
             &wiring.names.bus,
         )));
         let relay = Arc::new(relay_function(&wiring, Arc::clone(&bus), &options));
@@ -272,7 +272,7 @@ impl DevStack {
 }
 
 fn exchange_function(wiring: &Wiring, http_address: SocketAddr) -> Result<ExchangeFunction> {
-    let (sdk, names, dynamodb) = (&wiring.sdk, &wiring.names, &wiring.dynamodb);
+    let (sdk, names) = (&wiring.sdk, &wiring.names);
     let vars = [
         ("FIREBASE_PROJECT_ID", DEV_PROJECT.to_owned()),
         ("APP_ROLE_ARN", APP_ROLE_ARN.to_owned()),
@@ -290,12 +290,17 @@ fn exchange_function(wiring: &Wiring, http_address: SocketAddr) -> Result<Exchan
         &config.app_role_arn,
         config.session_duration,
     );
+    // Built as the Lambda builds them.
+    let budgeted = auth_events_aws::without_sdk_retries(sdk);
     Ok(Exchange::from_config(
         &config,
         keys,
         issuer,
-        DynamoOutbox::new(dynamodb.clone(), names.outbox_table()),
-        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(sdk), &names.bus),
+        DynamoOutbox::new(
+            aws_sdk_dynamodb::Client::new(&budgeted),
+            names.outbox_table(),
+        ),
+        EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(&budgeted), &names.bus),
     ))
 }
 
