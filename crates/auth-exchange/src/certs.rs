@@ -137,11 +137,6 @@ impl HttpKeySource {
         self.fetch_and_store().await
     }
 
-    /// The number of keys currently cached.
-    pub fn cached_keys(&self) -> usize {
-        self.read().keys.len()
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, CertSet> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }

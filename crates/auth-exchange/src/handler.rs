@@ -143,10 +143,6 @@ where
         )
     }
 
-    pub fn verifier(&self) -> &Verifier<K> {
-        &self.verifier
-    }
-
     pub fn issuer(&self) -> &C {
         &self.issuer
     }

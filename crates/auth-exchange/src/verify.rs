@@ -84,15 +84,6 @@ pub enum VerifyError {
     KeysUnavailable(#[source] FetchError),
 }
 
-impl VerifyError {
-    pub fn rejection(&self) -> Option<Rejection> {
-        match self {
-            VerifyError::Rejected(reason) => Some(*reason),
-            VerifyError::KeysUnavailable(_) => None,
-        }
-    }
-}
-
 impl From<Rejection> for VerifyError {
     fn from(reason: Rejection) -> Self {
         VerifyError::Rejected(reason)
@@ -237,10 +228,6 @@ impl<K: KeySource> Verifier<K> {
             validation,
             skew_secs: clock_skew.as_secs(),
         }
-    }
-
-    pub fn keys(&self) -> &K {
-        &self.keys
     }
 
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, VerifyError> {

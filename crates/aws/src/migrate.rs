@@ -267,10 +267,6 @@ impl Migrator {
         }
     }
 
-    pub fn names(&self) -> &Names {
-        &self.names
-    }
-
     /// Brings every table to its latest migration.
     pub async fn apply_tables(&self) -> Result<Vec<Change>, PortError> {
         let desired =

@@ -228,10 +228,6 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Handler<P, S, D> {
         &self.relay
     }
 
-    pub fn config(&self) -> &HandlerConfig {
-        &self.config
-    }
-
     /// The Lambda entry point; the runtime decodes the payload straight into
     /// an [`Invocation`].
     pub async fn handle(&self, event: LambdaEvent<Invocation>) -> Result<Response, HandlerError> {
