@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use auth_events_aws::errors::cause_chain;
 use auth_events_core::contract::Timestamp;
 use auth_events_core::outbox::OutboxRecord;
 use auth_events_core::ports::{OutboxStore, Publisher};
@@ -191,7 +192,7 @@ where
             .map_err(|error| match error {
                 VerifyError::Rejected(reason) => Refusal::invalid_token(reason.as_str()),
                 VerifyError::KeysUnavailable(cause) => {
-                    warn!(error = %error_chain(&cause), "token_not_verifiable");
+                    warn!(error = %cause_chain(&cause), "token_not_verifiable");
                     Refusal::unavailable("certificates_unavailable")
                 }
             })?;
@@ -205,7 +206,7 @@ where
             warn!(
                 status = error.status(),
                 code = error.code(),
-                error = %error_chain(&error),
+                error = %cause_chain(&error),
                 "credentials_not_issued"
             );
             if error.status() == 503 {
@@ -289,18 +290,6 @@ fn bearer_token(request: &ApiGatewayV2httpRequest) -> Result<String, Refusal> {
         return Err(Refusal::invalid_token("missing_token"));
     }
     Ok(token.to_owned())
-}
-
-/// `error: cause: cause`, as an SRE wants to read it in one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn json_headers() -> HeaderMap {

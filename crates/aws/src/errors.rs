@@ -32,6 +32,19 @@ pub fn code_is_retryable(code: &str) -> bool {
     )
 }
 
+/// The error and every cause under it on one line, `error: cause: cause`,
+/// so the on-call reads the SDK's reason and not only our summary.
+pub fn cause_chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// The innermost cause: for a dispatch failure, the line that says what
 /// actually went wrong ("Connection refused"), without the wrapper chain.
 fn root_cause(error: &(dyn Error + 'static)) -> String {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use auth_events_aws::errors::cause_chain;
 use auth_events_core::contract::Timestamp;
 use auth_events_core::dead_letter::{FailureStage, codes};
 use auth_events_core::outbox::{ATTR_EVENT_ID, DecodeError, OutboxRecord};
@@ -106,19 +107,6 @@ impl From<HandlerError> for Diagnostic {
             error_message: cause_chain(&error),
         }
     }
-}
-
-/// The error and every cause under it, so the on-call reads the SDK's
-/// reason, not only our summary.
-fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// What invoked the function, told apart in the same single pass over the

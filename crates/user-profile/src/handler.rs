@@ -5,9 +5,7 @@
 //! validates and reduces the event; idempotency and order independence come
 //! from [`auth_events_core::profile`]'s conditional writes.
 
-use std::error::Error as _;
-use std::fmt::Write as _;
-
+use auth_events_aws::errors::cause_chain;
 use auth_events_core::contract::{ContractError, UserEvent};
 use auth_events_core::ports::ProfileStore;
 use auth_events_core::profile::{self, Applied, ApplyError, ProfileUpdate, WriteCase};
@@ -102,17 +100,6 @@ impl HandlerError {
         }
     }
 
-    /// The message and every cause, as one line.
-    pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = self.source();
-        while let Some(cause) = source {
-            let _ = write!(text, ": {cause}");
-            source = cause.source();
-        }
-        text
-    }
-
     fn from_apply(error: ApplyError) -> Self {
         if error.is_retryable() {
             HandlerError::WriteRetryable(error)
@@ -126,7 +113,7 @@ impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Self {
         Diagnostic {
             error_type: error.error_type().to_owned(),
-            error_message: error.chain(),
+            error_message: cause_chain(&error),
         }
     }
 }
@@ -170,7 +157,7 @@ impl<S: ProfileStore> Handler<S> {
             Err(error) => error!(
                 error_type = error.error_type(),
                 retryable = error.is_retryable(),
-                error = %error.chain(),
+                error = %cause_chain(&error),
                 "profile event not applied"
             ),
         }
