@@ -11,10 +11,10 @@ use std::time::Duration;
 use auth_events_core::contract::{
     ContractError, DisplayName, Email, PhotoUrl, Provider, Timestamp, UserAction, UserEvent,
 };
-use auth_events_core::entry::BusEntry;
 use auth_events_core::outbox::OutboxRecord;
-use auth_events_core::ports::{EntryResult, Inserted, OutboxStore, PortError, Publisher};
+use auth_events_core::ports::{Inserted, OutboxStore, PortError, Publisher};
 use auth_events_core::redact::email_hash;
+use auth_events_core::relay::put_one;
 use auth_events_core::retry::FullJitter;
 use backon::Retryable;
 use tracing::{debug, error, warn};
@@ -228,27 +228,6 @@ impl Attempts {
                 ))
             }
         }
-    }
-}
-
-async fn put_one<P: Publisher>(publisher: &P, entry: &BusEntry) -> Result<String, PortError> {
-    let results = publisher.put_events(&[entry]).await?;
-    match results.into_iter().next() {
-        Some(EntryResult::Published { bus_event_id }) => Ok(bus_event_id),
-        Some(EntryResult::Failed { code, message }) => {
-            // PutEvents reports throttling and internal errors per entry,
-            // with the codes the relay retries.
-            if auth_events_core::relay::entry_error_is_retryable(&code) {
-                Err(PortError::transient("PutEvents", code, message))
-            } else {
-                Err(PortError::permanent("PutEvents", code, message))
-            }
-        }
-        None => Err(PortError::transient(
-            "PutEvents",
-            "InternalFailure",
-            "no result for the entry",
-        )),
     }
 }
 

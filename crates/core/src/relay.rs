@@ -49,6 +49,26 @@ pub fn entry_error_is_retryable(code: &str) -> bool {
     )
 }
 
+/// Publishes `entry` alone: its bus event id, or an error that is transient
+/// when its code is one the relay retries.
+pub async fn put_one(publisher: &impl Publisher, entry: &BusEntry) -> Result<String, PortError> {
+    let results = publisher.put_events(&[entry]).await?;
+    match results.into_iter().next() {
+        Some(EntryResult::Published { bus_event_id }) => Ok(bus_event_id),
+        Some(EntryResult::Failed { code, message }) if entry_error_is_retryable(&code) => {
+            Err(PortError::transient("PutEvents", code, message))
+        }
+        Some(EntryResult::Failed { code, message }) => {
+            Err(PortError::permanent("PutEvents", code, message))
+        }
+        None => Err(PortError::transient(
+            "PutEvents",
+            "InternalFailure",
+            "no result for the entry",
+        )),
+    }
+}
+
 /// An event to publish, and its place in the batch it came from.
 #[derive(Debug, Clone)]
 pub struct Candidate {
@@ -522,4 +542,51 @@ pub fn validate_records(records: Vec<OutboxRecord>) -> (Vec<Candidate>, Vec<Pois
         }
     }
     (candidates, poison)
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use super::*;
+    use crate::testing::{EntryFault, FaultyPublisher, MemoryPublisher};
+
+    fn entry() -> BusEntry {
+        BusEntry {
+            event_id: None,
+            source: "interview-companion.auth".to_owned(),
+            detail_type: "user.signed_in".to_owned(),
+            detail: "{}".to_owned(),
+            trace_header: None,
+        }
+    }
+
+    async fn put_one_failing_with(code: &str) -> PortError {
+        let publisher = FaultyPublisher::new(MemoryPublisher::default());
+        publisher.fail_entries(Some(EntryFault {
+            code: code.to_owned(),
+            ratio: 1.0,
+        }));
+        put_one(&publisher, &entry())
+            .await
+            .expect_err("the entry fails")
+    }
+
+    #[tokio::test]
+    async fn put_one_answers_the_bus_event_id() {
+        let id = put_one(&MemoryPublisher::default(), &entry()).await;
+        assert_eq!(id.ok().as_deref(), Some("bus-0"));
+    }
+
+    #[tokio::test]
+    async fn put_one_keeps_the_entry_code_and_its_retryability() {
+        for (code, retryable) in [
+            ("ThrottlingException", true),
+            ("InternalException", true),
+            ("AccessDeniedException", false),
+            ("MalformedDetail", false),
+        ] {
+            let error = put_one_failing_with(code).await;
+            assert_eq!(error.code(), code);
+            assert_eq!(error.is_retryable(), retryable, "{code}");
+        }
+    }
 }

@@ -23,10 +23,8 @@ use auth_events_aws::{DynamoOutbox, EventBridgePublisher, SqsDeadLetters};
 use auth_events_core::contract::{EventId, Timestamp};
 use auth_events_core::dead_letter::{DeadLetter, StreamBatchInfo};
 use auth_events_core::entry::BusEntry;
-use auth_events_core::ports::{EntryResult, OutboxStore, Publisher};
-use auth_events_core::relay::{
-    Relay, RelayConfig, RelayReport, entry_error_is_retryable, validate_records,
-};
+use auth_events_core::ports::{OutboxStore, Publisher};
+use auth_events_core::relay::{Relay, RelayConfig, RelayReport, put_one, validate_records};
 use backon::BackoffBuilder;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -606,19 +604,10 @@ async fn publish_one(publisher: &impl Publisher, entry: &BusEntry) -> Result<Str
     let deadline = Instant::now() + PUBLISH_BUDGET;
     let mut delays = RelayConfig::default().backoff.build();
     loop {
-        let last = match publisher.put_events(&[entry]).await {
-            Ok(results) => match results.into_iter().next() {
-                Some(EntryResult::Published { bus_event_id }) => return Ok(bus_event_id),
-                Some(EntryResult::Failed { code, message }) if entry_error_is_retryable(&code) => {
-                    format!("{code}: {message}")
-                }
-                Some(EntryResult::Failed { code, message }) => {
-                    return Err(format!("EventBridge refused the event: {code}: {message}"));
-                }
-                None => "PutEvents returned no result".to_owned(),
-            },
+        let last = match put_one(publisher, entry).await {
+            Ok(bus_event_id) => return Ok(bus_event_id),
             Err(error) if error.is_retryable() => error.to_string(),
-            Err(error) => return Err(format!("PutEvents failed: {error}")),
+            Err(error) => return Err(format!("EventBridge refused the event: {error}")),
         };
         match delays.next() {
             Some(delay) if Instant::now() + delay < deadline => tokio::time::sleep(delay).await,
