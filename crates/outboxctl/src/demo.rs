@@ -109,19 +109,19 @@ impl Demo {
         let poison = self.insert_poison().await?;
         println!("  inserted outbox item {poison} whose detail breaks the contract");
         self.wait_for_dlq(3).await?;
-        self.outboxctl(&["dlq", "stats"]).await?;
-        self.outboxctl(&["dlq", "list"]).await?;
+        self.outboxctl(&["dlq", "stats"], 0).await?;
+        self.outboxctl(&["dlq", "list"], 0).await?;
 
         step(5, "heal the bus, then redrive");
         self.stack.bus.fail_entries(None);
         println!(
             "  the poison message cannot be published, so redrive keeps it and exits non-zero:"
         );
-        self.outboxctl(&["redrive", "--yes"]).await?;
+        self.outboxctl(&["redrive", "--yes"], 1).await?;
         let poison_message = self.poison_message_id().await?;
         println!("  an SRE reads it, sees it can never be published, and removes it:");
-        self.outboxctl(&["dlq", "show", &poison_message]).await?;
-        self.outboxctl(&["dlq", "delete", &poison_message, "--yes"])
+        self.outboxctl(&["dlq", "show", &poison_message], 0).await?;
+        self.outboxctl(&["dlq", "delete", &poison_message, "--yes"], 0)
             .await?;
 
         step(6, "converged: every sign-in counted once, the DLQ empty");
@@ -134,7 +134,7 @@ impl Demo {
         ]);
         self.wait_for_users(&expected).await?;
         self.print_users().await?;
-        self.outboxctl(&["dlq", "stats"]).await?;
+        self.outboxctl(&["dlq", "stats"], 0).await?;
         if self.dlq_depth().await? != 0 {
             bail!("the DLQ is not empty at the end of the demo");
         }
@@ -394,12 +394,20 @@ impl Demo {
             .output()
             .await
             .context("running outboxctl")?;
+        if !output.status.success() {
+            bail!(
+                "`outboxctl {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// Runs `outboxctl ARGS` against the local stack and prints what an
-    /// operator would see.
-    async fn outboxctl(&self, args: &[&str]) -> Result<()> {
+    /// operator would see; the demo fails if the exit status is not the one
+    /// the step expects.
+    async fn outboxctl(&self, args: &[&str], expected_exit: i32) -> Result<()> {
         println!("\n  $ outboxctl {}", args.join(" "));
         let output = self
             .command(args)?
@@ -412,7 +420,14 @@ impl Demo {
         {
             println!("    {line}");
         }
-        println!("    (exit {})", output.status.code().unwrap_or(-1));
+        let exit = output.status.code().unwrap_or(-1);
+        println!("    (exit {exit})");
+        if exit != expected_exit {
+            bail!(
+                "`outboxctl {}` exited {exit}, expected {expected_exit}",
+                args.join(" ")
+            );
+        }
         Ok(())
     }
 }
