@@ -156,16 +156,12 @@ async fn with_dynamodb_and_eventbridge_failing_the_credentials_still_come_back()
     let missing_bus = format!("{}no-such-bus", stack.names.prefix);
     let exchange = exchange(&stack, &missing_table, &missing_bus, false).await;
     let response = Box::pin(exchange.handle(request(&ada()))).await;
+    // With both stores missing nothing can be written anywhere; that the
+    // event then survives in one outbox_write_failed line is asserted on
+    // the captured logs in crates/auth-exchange/tests/exchange.rs
+    // (outbox_and_bus_failing_still_return_credentials_and_log_the_whole_event_once).
     assert_eq!(response.status_code, 200);
     assert!(body(&response)["credentials"]["SessionToken"].is_string());
-    assert!(stack.scan(&stack.names.outbox_table()).await.is_empty());
-    assert!(
-        stack
-            .drain(&stack.target_queue_url, 1, Duration::from_secs(2))
-            .await
-            .is_empty(),
-        "nothing reached the bus either: the event survives only in the outbox_write_failed log line"
-    );
 }
 
 #[tokio::test]
