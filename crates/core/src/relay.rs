@@ -197,8 +197,13 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                     entry.size(),
                     self.config.max_request_bytes
                 );
+                // Without its entry: the entry would make the message too
+                // large for SQS as well, and an unsendable letter would hold
+                // the shard for good. The event stays readable in its outbox
+                // item.
                 self.dead_letter_event(
                     &candidate,
+                    None,
                     FailureStage::Pack,
                     codes::TOO_LARGE,
                     &message,
@@ -321,6 +326,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                             EntryResult::Failed { code, message } => {
                                 self.dead_letter_event(
                                     &f.candidate,
+                                    Some(f.entry),
                                     FailureStage::Publish,
                                     &code,
                                     &message,
@@ -384,6 +390,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 );
                 let letter = letter_for(
                     &failed.candidate,
+                    Some(failed.entry.clone()),
                     FailureStage::Publish,
                     codes::RETRIES_EXHAUSTED,
                     &message,
@@ -406,13 +413,15 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
     async fn dead_letter_event(
         &self,
         candidate: &Candidate,
+        entry: Option<BusEntry>,
         stage: FailureStage,
         code: &str,
         message: &str,
         report: &mut RelayReport,
     ) {
-        let mut letter = letter_for(
+        let letter = letter_for(
             candidate,
+            entry,
             stage,
             code,
             message,
@@ -422,12 +431,6 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 .first_failure_at
                 .unwrap_or_else(Timestamp::now),
         );
-        if code == codes::TOO_LARGE {
-            // The entry would make the message too large for SQS as well,
-            // and an unsendable letter would hold the shard for good; the
-            // event stays readable in its outbox item.
-            letter.entry = None;
-        }
         if self.send_letter(candidate, &letter).await {
             report.dead_lettered += 1;
         } else {
@@ -489,6 +492,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
 
 fn letter_for(
     candidate: &Candidate,
+    entry: Option<BusEntry>,
     stage: FailureStage,
     code: &str,
     message: &str,
@@ -498,7 +502,7 @@ fn letter_for(
     RelayDeadLetter {
         kind: DeadLetterKind::Relay,
         event_id: Some(candidate.record.event_id),
-        entry: Some(candidate.record.bus_entry()),
+        entry,
         raw_image: None,
         stage,
         error_code: code.to_owned(),
