@@ -67,6 +67,52 @@ impl DynamoOutbox {
             .map_err(|e| classify("UpdateItem", e))?;
         Ok(output.attributes)
     }
+
+    /// Up to `limit` pending items of one shard of the pending index,
+    /// oldest first, created before `cutoff`.
+    async fn pending_in_shard(
+        &self,
+        shard: String,
+        cutoff: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>, PortError> {
+        let mut records = Vec::new();
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_INDEX)
+            .key_condition_expression("#shard = :shard AND #created < :cutoff")
+            .expression_attribute_names("#shard", ATTR_PENDING_SHARD)
+            .expression_attribute_names("#created", ATTR_CREATED_AT)
+            .expression_attribute_values(":shard", s(shard))
+            .expression_attribute_values(":cutoff", s(cutoff.to_string()))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .into_paginator()
+            .items()
+            .send();
+        let mut taken = 0;
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| classify("Query", e))?;
+            let key = item.get(ATTR_EVENT_ID).and_then(|v| v.as_s().ok()).cloned();
+            match decode("Query", item) {
+                Ok(record) => records.push(record),
+                // One unreadable item must not stop the sweep for all
+                // the others; the stream path dead-letters it with its
+                // raw image. Only the key is logged: decoder messages
+                // can quote attribute values, and the item holds an
+                // email.
+                Err(_) => {
+                    tracing::warn!(event_id = ?key, "skipping an undecodable pending outbox item");
+                }
+            }
+            taken += 1;
+            if taken >= limit {
+                break;
+            }
+        }
+        Ok(records)
+    }
 }
 
 impl OutboxStore for DynamoOutbox {
@@ -167,43 +213,13 @@ impl OutboxStore for DynamoOutbox {
         cutoff: Timestamp,
         limit: usize,
     ) -> Result<Vec<OutboxRecord>, PortError> {
-        let mut records = Vec::new();
-        for shard in pending_shards() {
-            let mut pages = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(PENDING_INDEX)
-                .key_condition_expression("#shard = :shard AND #created < :cutoff")
-                .expression_attribute_names("#shard", ATTR_PENDING_SHARD)
-                .expression_attribute_names("#created", ATTR_CREATED_AT)
-                .expression_attribute_values(":shard", s(shard))
-                .expression_attribute_values(":cutoff", s(cutoff.to_string()))
-                .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
-                .into_paginator()
-                .items()
-                .send();
-            let mut taken = 0;
-            while let Some(item) = pages.next().await {
-                let item = item.map_err(|e| classify("Query", e))?;
-                let key = item.get(ATTR_EVENT_ID).and_then(|v| v.as_s().ok()).cloned();
-                match decode("Query", item) {
-                    Ok(record) => records.push(record),
-                    // One unreadable item must not stop the sweep for all
-                    // the others; the stream path dead-letters it with its
-                    // raw image. Only the key is logged: decoder messages
-                    // can quote attribute values, and the item holds an
-                    // email.
-                    Err(_) => {
-                        tracing::warn!(event_id = ?key, "skipping an undecodable pending outbox item");
-                    }
-                }
-                taken += 1;
-                if taken >= limit {
-                    break;
-                }
-            }
-        }
+        // The shards at once: one after another they were four round trips
+        // of the sweep's deadline.
+        let shards = futures_util::future::try_join_all(
+            pending_shards().map(|shard| self.pending_in_shard(shard, cutoff, limit)),
+        )
+        .await?;
+        let mut records: Vec<OutboxRecord> = shards.into_iter().flatten().collect();
         records.sort_by_key(|r| r.created_at);
         records.truncate(limit);
         Ok(records)
