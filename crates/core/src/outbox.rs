@@ -74,13 +74,21 @@ impl OutboxRecord {
         ttl: Duration,
         trace_header: Option<String>,
     ) -> Self {
-        let event_id = event.detail.event_id.unwrap_or_default();
         let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        // An event without an id gets one in its detail as well: a key the
+        // detail does not carry would make the relay refuse it as poison.
+        let (event_id, detail) = if let Some(event_id) = event.detail.event_id {
+            (event_id, event.detail_json())
+        } else {
+            let mut event = event.clone();
+            let event_id = *event.detail.event_id.insert(EventId::new());
+            (event_id, event.detail_json())
+        };
         Self {
             event_id,
             source: event.source().to_owned(),
             detail_type: event.detail_type().to_owned(),
-            detail: event.detail_json(),
+            detail,
             created_at: now,
             expires_at: now.epoch_seconds().saturating_add(ttl_secs),
             trace_header,
@@ -209,6 +217,23 @@ mod tests {
         let mut record = sample();
         record.event_id = EventId::new();
         assert!(OutboxRecord::decode_valid(record.to_item()).is_err());
+    }
+
+    #[test]
+    fn an_event_without_an_id_gets_one_that_its_detail_carries_too() {
+        let mut event = UserEvent::new(
+            UserAction::SignedIn,
+            UserId::parse("uid-1").expect("valid"),
+            Email::parse("a@example.com").expect("valid"),
+            Timestamp::parse("2026-11-29T11:46:06.123Z").expect("valid"),
+        );
+        event.detail.event_id = None;
+        let record = OutboxRecord::new(&event, Timestamp::now(), DEFAULT_TTL, None);
+        let decoded = OutboxRecord::decode_valid(record.to_item()).expect("not poison");
+        assert_eq!(
+            decoded.event().expect("valid").detail.event_id,
+            Some(record.event_id)
+        );
     }
 
     #[test]
