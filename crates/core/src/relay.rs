@@ -551,7 +551,10 @@ pub fn validate_records(records: Vec<OutboxRecord>) -> (Vec<Candidate>, Vec<Pois
 #[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
-    use crate::testing::{EntryFault, FaultyPublisher, MemoryPublisher};
+    use crate::contract::{Email, UserAction, UserEvent, UserId};
+    use crate::testing::{
+        EntryFault, FaultyPublisher, MemoryDeadLetters, MemoryOutbox, MemoryPublisher,
+    };
 
     fn entry() -> BusEntry {
         BusEntry {
@@ -592,5 +595,60 @@ mod tests {
             assert_eq!(error.code(), code);
             assert_eq!(error.is_retryable(), retryable, "{code}");
         }
+    }
+
+    /// Publishes every entry, then answers with one result too few.
+    #[derive(Debug, Default)]
+    struct ShortAnswers(MemoryPublisher);
+
+    impl Publisher for ShortAnswers {
+        async fn put_events(&self, entries: &[&BusEntry]) -> Result<Vec<EntryResult>, PortError> {
+            let mut results = self.0.put_events(entries).await?;
+            results.pop();
+            Ok(results)
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_missing_results_is_retried_whole_and_nothing_is_marked_published() {
+        let config = RelayConfig {
+            backoff: FullJitter::new(Duration::from_millis(1), Duration::from_millis(2)),
+            ..RelayConfig::default()
+        };
+        let relay = Relay::new(
+            ShortAnswers::default(),
+            MemoryOutbox::default(),
+            MemoryDeadLetters::default(),
+            config,
+        );
+        let mut candidates = Vec::new();
+        for position in 0..3 {
+            let event = UserEvent::new(
+                UserAction::SignedIn,
+                UserId::parse(format!("uid-{position}")).expect("valid"),
+                Email::parse(format!("u{position}@example.com")).expect("valid"),
+                Timestamp::now(),
+            );
+            let record =
+                OutboxRecord::new(&event, Timestamp::now(), crate::outbox::DEFAULT_TTL, None);
+            relay.store().insert(&record).await.expect("in memory");
+            candidates.push(Candidate {
+                position,
+                sequence_number: None,
+                record,
+            });
+        }
+
+        let mut report = RelayReport::default();
+        let deadline = Instant::now() + Duration::from_millis(50);
+        relay.publish(candidates, deadline, &mut report).await;
+
+        assert_eq!(report.published, 0, "{report:?}");
+        assert!(
+            report.resent_entries >= 3,
+            "the whole request was resent: {report:?}"
+        );
+        assert_eq!(report.failed_positions, vec![0, 1, 2]);
+        assert!(relay.store().records().iter().all(OutboxRecord::is_pending));
     }
 }
