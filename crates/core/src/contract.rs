@@ -446,12 +446,29 @@ impl UserEvent {
         detail_type: &str,
         detail: &str,
     ) -> Result<Self, ContractError> {
+        Self::with_detail(source, detail_type, || serde_json::from_str(detail))
+    }
+
+    /// The same, for a detail that is already JSON, as a Lambda receives an
+    /// EventBridge event: no round trip through text.
+    pub fn from_detail_value(
+        source: &str,
+        detail_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<Self, ContractError> {
+        Self::with_detail(source, detail_type, || UserDetail::deserialize(detail))
+    }
+
+    fn with_detail(
+        source: &str,
+        detail_type: &str,
+        detail: impl FnOnce() -> Result<UserDetail, serde_json::Error>,
+    ) -> Result<Self, ContractError> {
         if source != SOURCE {
             return Err(ContractError::UnexpectedSource(source.to_owned()));
         }
         let action = UserAction::from_detail_type(detail_type)?;
-        let detail =
-            serde_json::from_str(detail).map_err(|e| ContractError::Detail(e.to_string()))?;
+        let detail = detail().map_err(|e| ContractError::Detail(e.to_string()))?;
         Ok(Self { action, detail })
     }
 

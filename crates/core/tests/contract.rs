@@ -60,6 +60,16 @@ prop_compose! {
 
 proptest! {
     #[test]
+    fn a_detail_parsed_from_text_or_from_json_is_the_same_event(event in events()) {
+        let text = event.detail_json();
+        let value: serde_json::Value = serde_json::from_str(&text).expect("detail is JSON");
+        let from_text = UserEvent::from_parts(event.source(), event.detail_type(), &text);
+        let from_value = UserEvent::from_detail_value(event.source(), event.detail_type(), &value);
+        prop_assert_eq!(from_text.as_ref().ok(), Some(&event));
+        prop_assert_eq!(from_value.ok(), Some(event));
+    }
+
+    #[test]
     fn every_event_validates_against_the_checked_in_schema(event in events()) {
         let schema: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(schema_path(event.action)).expect("schema checked in"),

@@ -165,10 +165,10 @@ impl<S: ProfileStore> Handler<S> {
     }
 
     async fn apply(&self, envelope: &Envelope) -> Result<Processed, HandlerError> {
-        let event = UserEvent::from_parts(
+        let event = UserEvent::from_detail_value(
             &envelope.source,
             &envelope.detail_type,
-            &envelope.detail.to_string(),
+            &envelope.detail,
         )
         .map_err(HandlerError::InvalidEvent)?;
         let span = Span::current();
