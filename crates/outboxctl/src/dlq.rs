@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{DeleteArgs, DlqArgs, DlqCommand, Global, ListArgs, ShowArgs};
-use crate::outbox::{OutboxView, outbox_table, pending_in_window, stream_window};
+use crate::outbox::{OutboxView, WINDOW_LIMIT, outbox_table, pending_in_window, stream_window};
 use crate::output::{age, print_json, redact, redact_text, table, truncate};
 use crate::queue::{DlqMessage, PEEK_CAP};
 use crate::resources::Resources;
@@ -286,6 +286,10 @@ struct ShowView {
     /// looked up in.
     #[serde(skip_serializing_if = "Option::is_none")]
     window: Option<[Timestamp; 2]>,
+    /// For a stream batch: false when the lookup stopped at its limit, so
+    /// the window may hold more pending items than `outbox` lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window_complete: Option<bool>,
     /// The outbox items of its events (for a stream batch: the pending
     /// items in its window).
     outbox: Vec<OutboxView>,
@@ -304,12 +308,14 @@ async fn show(global: &Global, resources: &Resources, args: &ShowArgs) -> Result
     };
     let now = Timestamp::now();
     let mut window = None;
+    let mut window_complete = None;
     let mut outbox = Vec::new();
     if let Ok(DeadLetter::StreamBatch { info, .. }) = &message.letter {
         let range = stream_window(info);
         let items = pending_in_window(&store, range).await?;
         outbox.extend(items.records.iter().map(|r| OutboxView::of(r, now)));
         window = Some([range.0, range.1]);
+        window_complete = Some(items.complete);
     }
     for event_id in message.event_ids() {
         let record = store
@@ -329,6 +335,7 @@ async fn show(global: &Global, resources: &Resources, args: &ShowArgs) -> Result
         body,
         attributes: message.attributes.clone(),
         window,
+        window_complete,
         outbox,
     };
     if global.json {
@@ -360,7 +367,11 @@ fn print_show(view: &ShowView, message: &DlqMessage) {
     }
     if let Some([from, to]) = view.window {
         println!("\npending outbox items created {from} .. {to}:");
-        if view.outbox.is_empty() {
+        if view.window_complete == Some(false) {
+            println!(
+                "(the lookup stopped at {WINDOW_LIMIT} older pending items, so this list may be short; `outboxctl outbox pending` lists pending items)"
+            );
+        } else if view.outbox.is_empty() {
             println!("none: already published (the sweep or a retry got them)");
             return;
         }

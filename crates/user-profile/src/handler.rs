@@ -165,12 +165,9 @@ impl<S: ProfileStore> Handler<S> {
     }
 
     async fn apply(&self, envelope: &Envelope) -> Result<Processed, HandlerError> {
-        let event = UserEvent::from_detail_value(
-            &envelope.source,
-            &envelope.detail_type,
-            &envelope.detail,
-        )
-        .map_err(HandlerError::InvalidEvent)?;
+        let event =
+            UserEvent::from_detail_value(&envelope.source, &envelope.detail_type, &envelope.detail)
+                .map_err(HandlerError::InvalidEvent)?;
         let span = Span::current();
         span.record("user_id", event.detail.user_id.as_str());
 
