@@ -7,9 +7,9 @@ use std::time::Duration;
 use auth_events_aws::{DynamoOutbox, EventBridgePublisher};
 use auth_events_tests::{Stack, spawn_stack};
 use auth_exchange::certs::{CachePolicy, HttpKeySource};
-use auth_exchange::dev::{DevIdentity, DevSigner, claims};
 use auth_exchange::{Config, Exchange, StsIssuer};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use local_stack::dev_signer::{DevIdentity, DevSigner, claims};
 use serde_json::Value;
 
 const PROJECT: &str = "auth-events-it";

@@ -13,8 +13,6 @@
 pub mod certs;
 pub mod config;
 pub mod credentials;
-#[cfg(feature = "dev-signer")]
-pub mod dev;
 pub mod handler;
 pub mod sign_in;
 pub mod verify;

@@ -98,9 +98,53 @@ pub fn secs_or(
     parsed_or(vars, name, default.as_secs()).map(Duration::from_secs)
 }
 
+/// `30s`, `15m`, `2h`, `3d`: a whole number and one unit.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    const FIX: &str = "use a whole number followed by s, m, h or d (e.g. 30s, 15m, 2h, 3d)";
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("the unit is missing: {FIX}"))?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| FIX.to_owned())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(FIX.to_owned()),
+    };
+    number
+        .checked_mul(seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("too long: {FIX}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_one_unit() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_mins(15)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_hours(2)));
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_hours(72)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "5",
+            "5x",
+            "m",
+            "1.5h",
+            "-1s",
+            "2h30m",
+            "99999999999999999999d",
+        ] {
+            let error = parse_duration(bad).expect_err(bad);
+            assert!(error.contains("e.g. 30s"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn a_missing_variable_is_named() {

@@ -148,7 +148,7 @@ impl<P: Publisher> Publisher for FaultyPublisher<P> {
                 if fail {
                     EntryResult::Failed {
                         code: code.clone(),
-                        message: "injected entry failure".to_owned(),
+                        message: "injected: entry failure".to_owned(),
                     }
                 } else {
                     inner_results.next().unwrap_or(EntryResult::Failed {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use auth_events_aws::env::parse_duration;
 use auth_events_core::dead_letter::DeadLetterKind;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -11,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "outboxctl",
     version,
-    about = "Operate the auth-events outbox, DLQ and local stack"
+    about = "Operate the auth-events outbox and DLQ"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -46,12 +47,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create or update the tables (and, with --local-stack, the bus, rule and queues).
-    Migrate(MigrateArgs),
-    /// Run the whole story on a local moto server and print what happened.
-    Demo(DemoArgs),
-    /// Keep the local stack up (moto, handlers, local drivers) until Ctrl-C.
-    Dev(DevArgs),
+    /// Create or update the tables (additive and idempotent).
+    Migrate,
     /// Inspect the dead-letter queue without consuming it.
     Dlq(DlqArgs),
     /// Put dead-lettered events back on the bus; a message is deleted only
@@ -59,57 +56,6 @@ pub enum Command {
     Redrive(RedriveArgs),
     /// Inspect and publish the outbox's pending (unpublished) items.
     Outbox(OutboxArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct MigrateArgs {
-    /// Also create the event bus, rule, rule target queue and DLQ, as the
-    /// local stack needs (on AWS, Terraform owns them).
-    #[arg(long)]
-    pub local_stack: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DevArgs {
-    #[command(subcommand)]
-    pub command: Option<DevCommand>,
-    /// Port of the local token exchange (POST /auth/exchange).
-    #[arg(long, default_value_t = 9000)]
-    pub port: u16,
-    /// Port for the local moto server (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
-    pub moto_port: u16,
-    /// Also write the stack's environment to this dotenv file.
-    #[arg(long, value_name = "PATH")]
-    pub env_file: Option<std::path::PathBuf>,
-    /// How often the sweep runs (e.g. 30s, 5m).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub sweep_interval: Duration,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DevCommand {
-    /// Print a development Firebase ID token that only the local stack accepts.
-    Token(TokenArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct TokenArgs {
-    /// The Firebase uid to sign in as.
-    #[arg(long)]
-    pub uid: String,
-    #[arg(long)]
-    pub email: Option<String>,
-    /// Display name.
-    #[arg(long)]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Port for the local moto server (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
-    pub moto_port: u16,
 }
 
 /// Where the DLQ, the outbox table and the bus are; each defaults to its
@@ -262,28 +208,6 @@ impl ValueEnum for Kind {
     }
 }
 
-/// `30s`, `15m`, `2h`, `3d`: a whole number and one unit.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    const FIX: &str = "use a whole number followed by s, m, h or d (e.g. 30s, 15m, 2h, 3d)";
-    let value = value.trim();
-    let split = value
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("the unit is missing: {FIX}"))?;
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number.parse().map_err(|_| FIX.to_owned())?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(FIX.to_owned()),
-    };
-    number
-        .checked_mul(seconds)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("too long: {FIX}"))
-}
-
 /// Messages per second: from one per 1000 s upwards.
 pub fn parse_rate(value: &str) -> Result<f64, String> {
     match value.trim().parse::<f64>() {
@@ -306,28 +230,6 @@ pub fn parse_count(value: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_take_one_unit() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_mins(15)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_hours(2)));
-        assert_eq!(parse_duration("3d"), Ok(Duration::from_hours(72)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        for bad in [
-            "",
-            "5",
-            "5x",
-            "m",
-            "1.5h",
-            "-1s",
-            "2h30m",
-            "99999999999999999999d",
-        ] {
-            let error = parse_duration(bad).expect_err(bad);
-            assert!(error.contains("e.g. 30s"), "{bad}: {error}");
-        }
-    }
 
     #[test]
     fn rates_are_positive() {

@@ -1,20 +1,16 @@
-//! `outboxctl`: the SRE and developer command line for auth-events.
+//! `outboxctl`: the SRE command line for auth-events.
 //!
 //! Parses arguments and calls into the modules; each module owns one
 //! capability.
 
 mod cli;
-mod demo;
-mod dev;
 mod dlq;
-mod local;
 mod migrate;
 mod outbox;
 mod output;
 mod queue;
 mod redrive;
 mod resources;
-mod stack;
 
 use std::process::ExitCode;
 
@@ -38,9 +34,7 @@ async fn main() -> ExitCode {
     };
     init_logs();
     let result = match &cli.command {
-        Command::Migrate(args) => migrate::run(&cli.global, args).await,
-        Command::Demo(args) => demo::run(&cli.global, args).await,
-        Command::Dev(args) => dev::run(&cli.global, args).await,
+        Command::Migrate => migrate::run(&cli.global).await,
         Command::Dlq(args) => dlq::run(&cli.global, args).await,
         Command::Redrive(args) => redrive::run(&cli.global, args).await,
         Command::Outbox(args) => outbox::run(&cli.global, args).await,

@@ -5,20 +5,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use auth_events_aws::migrate::{Change, Migrator, Names};
 
-use crate::cli::{Global, MigrateArgs};
+use crate::cli::Global;
 
 pub async fn sdk_config(global: &Global) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(url) = &global.endpoint_url {
         loader = loader.endpoint_url(url);
-        // A loopback endpoint is the local stack, which takes any
-        // credentials; without this the SDK would wait on IMDS.
-        let loopback = url.contains("://127.") || url.contains("://localhost");
-        if loopback && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && global.profile.is_none() {
-            loader = loader
-                .credentials_provider(crate::local::local_credentials())
-                .region(aws_config::Region::new("us-east-1"));
-        }
     }
     if let Some(region) = &global.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
@@ -29,12 +21,8 @@ pub async fn sdk_config(global: &Global) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// Applies the migrations and returns what changed.
-pub async fn apply(
-    sdk: &aws_config::SdkConfig,
-    names: &Names,
-    local_stack: bool,
-) -> Result<Vec<Change>> {
+/// Applies the table migrations and returns what changed.
+pub async fn apply(sdk: &aws_config::SdkConfig, names: &Names) -> Result<Vec<Change>> {
     let migrator = Migrator::new(sdk, names.clone());
     let endpoint = sdk
         .endpoint_url()
@@ -42,21 +30,17 @@ pub async fn apply(
         .to_owned();
     let hint = || {
         format!(
-            "migrating tables with prefix {:?} at {endpoint} (is it up? `make venv && .venv/bin/moto_server -p 5000` starts a local one; else check --endpoint-url and credentials)",
+            "migrating tables with prefix {:?} at {endpoint} (is it up? else check --endpoint-url, --region and credentials)",
             names.prefix
         )
     };
-    let mut changes = migrator.apply_tables().await.with_context(hint)?;
-    if local_stack {
-        changes.extend(migrator.apply_messaging().await.with_context(hint)?);
-    }
-    Ok(changes)
+    migrator.apply_tables().await.with_context(hint)
 }
 
-pub async fn run(global: &Global, args: &MigrateArgs) -> Result<ExitCode> {
+pub async fn run(global: &Global) -> Result<ExitCode> {
     let names = Names::for_prefix(&global.prefix)?;
     let sdk = sdk_config(global).await;
-    let changes = apply(&sdk, &names, args.local_stack).await?;
+    let changes = apply(&sdk, &names).await?;
     if global.json {
         let lines: Vec<String> = changes.iter().map(ToString::to_string).collect();
         println!(

@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use auth_events_core::contract::UserId;
 use auth_events_core::ports::PortError;
 use auth_exchange::certs::{CachePolicy, HttpKeySource};
-use auth_exchange::dev::DevSigner;
 use auth_exchange::{CredentialIssuer, Credentials, IssueError};
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use axum::Router;
@@ -25,6 +24,7 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use local_stack::dev_signer::DevSigner;
 use serde_json::{Value, json};
 
 pub const PROJECT: &str = "demo-auth-events";

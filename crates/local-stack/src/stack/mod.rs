@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use auth_events_aws::migrate::Names;
+use auth_events_aws::migrate::{Change, Migrator, Names};
 use auth_events_aws::{DynamoOutbox, DynamoProfileStore, EventBridgePublisher, SqsDeadLetters};
 use auth_events_core::relay::{Relay, RelayConfig};
 use auth_events_core::testing::FaultyPublisher;
 use auth_exchange::certs::{CachePolicy, HttpKeySource};
-use auth_exchange::dev::DevSigner;
 use auth_exchange::{Exchange, StsIssuer};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_runtime::{Context as LambdaContext, LambdaEvent};
@@ -30,8 +29,8 @@ use tracing::warn;
 use self::http::{CERTIFICATES_PATH, EXCHANGE_PATH, HttpFunction};
 use self::rule_target::{RuleTarget, TargetQueues, TargetSettings};
 use self::stream_mapping::{MappingSettings, MappingTarget, StreamMapping};
-use crate::local::LocalMoto;
-use crate::migrate;
+use crate::dev_signer::DevSigner;
+use crate::moto::LocalMoto;
 
 /// The Firebase project the local stack's verifier expects.
 pub const DEV_PROJECT: &str = "auth-events-local";
@@ -131,10 +130,24 @@ struct Wiring {
     stream_arn: String,
 }
 
-async fn existing_queue(
-    migrator: &auth_events_aws::migrate::Migrator,
-    name: &str,
-) -> Result<String> {
+/// Creates what the local stack needs and is missing: the tables of
+/// `migrations/`, and the bus, rule, rule target queue and DLQ that
+/// Terraform owns on AWS. Returns what changed.
+pub async fn migrate(sdk: &aws_config::SdkConfig, names: &Names) -> Result<Vec<Change>> {
+    let migrator = Migrator::new(sdk, names.clone());
+    let endpoint = sdk.endpoint_url().unwrap_or("the default AWS endpoint");
+    let hint = || {
+        format!(
+            "migrating the local stack with prefix {:?} at {endpoint} (is it up? `make venv && .venv/bin/moto_server -p 5000` starts one; else check --endpoint-url)",
+            names.prefix
+        )
+    };
+    let mut changes = migrator.apply_tables().await.with_context(hint)?;
+    changes.extend(migrator.apply_messaging().await.with_context(hint)?);
+    Ok(changes)
+}
+
+async fn existing_queue(migrator: &Migrator, name: &str) -> Result<String> {
     migrator
         .queue_url(name)
         .await?
@@ -144,8 +157,8 @@ async fn existing_queue(
 impl Wiring {
     /// Migrates, then finds the queue URLs and the stream ARN.
     async fn discover(sdk: aws_config::SdkConfig, names: Names) -> Result<Self> {
-        migrate::apply(&sdk, &names, true).await?;
-        let migrator = auth_events_aws::migrate::Migrator::new(&sdk, names.clone());
+        migrate(&sdk, &names).await?;
+        let migrator = Migrator::new(&sdk, names.clone());
         let dlq_url = existing_queue(&migrator, &names.dlq).await?;
         let target_queue_url = existing_queue(&migrator, &names.target_queue).await?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);

@@ -1,9 +1,10 @@
-//! `outboxctl demo`: the whole story on a fresh local stack, printed as it
+//! `local-stack demo`: the whole story on a fresh local stack, printed as it
 //! happens. Every hop is the real thing: HTTP into the token exchange,
 //! DynamoDB, the stream, EventBridge, SQS and the profile handler on moto;
 //! the SRE steps run this very binary, as an operator would.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,12 @@ use auth_events_aws::migrate::Names;
 use auth_events_core::contract::{EventId, Timestamp};
 use auth_events_core::outbox::pending_shard_of;
 use auth_events_core::testing::EntryFault;
-use auth_exchange::dev::{DevIdentity, DevSigner, claims};
 use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::dev_signer::{DevIdentity, DevSigner, claims};
+use local_stack::stack::{DEV_PROJECT, DevOptions, DevStack, load_or_create_signer};
 use serde_json::Value;
 
 use crate::cli::{DemoArgs, Global};
-use crate::stack::{DEV_PROJECT, DevOptions, DevStack, load_or_create_signer};
 
 const LEGEND: &str = "\
 Legend: desktop app --HTTP--> auth-exchange --PutItem--> outbox table
@@ -29,6 +30,8 @@ const WAIT: Duration = Duration::from_mins(1);
 
 struct Demo {
     stack: DevStack,
+    /// The SRE's own binary: the demo's operator steps run exactly it.
+    outboxctl: PathBuf,
     signer: DevSigner,
     http: reqwest::Client,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -58,7 +61,9 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
     let stack = DevStack::start(names, options).await?;
     println!("  AWS endpoint (moto)  {}", stack.endpoint);
     println!("  token exchange       POST {}", stack.exchange_url());
+    let outboxctl = outboxctl_binary()?;
     let demo = Demo {
+        outboxctl,
         dynamodb: aws_sdk_dynamodb::Client::new(&stack.sdk),
         sqs: aws_sdk_sqs::Client::new(&stack.sdk),
         signer: load_or_create_signer()?,
@@ -71,6 +76,23 @@ pub async fn run(global: &Global, args: &DemoArgs) -> Result<ExitCode> {
     stopped?;
     println!("\ndemo finished: the local stack is stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `OUTBOXCTL`, or the `outboxctl` built beside this binary (`make demo`
+/// builds both, each on its own so that no feature of this crate reaches it).
+fn outboxctl_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("OUTBOXCTL") {
+        return Ok(PathBuf::from(path));
+    }
+    let here = std::env::current_exe().context("locating the local-stack binary")?;
+    let beside = here.with_file_name(format!("outboxctl{}", std::env::consts::EXE_SUFFIX));
+    if !beside.exists() {
+        bail!(
+            "outboxctl is not built at {}: run `cargo build -p outboxctl` first (or `make demo`), or set OUTBOXCTL",
+            beside.display()
+        );
+    }
+    Ok(beside)
 }
 
 impl Demo {
@@ -369,9 +391,8 @@ impl Demo {
             .context("no message left in the DLQ")
     }
 
-    fn command(&self, args: &[&str]) -> Result<tokio::process::Command> {
-        let mut command =
-            tokio::process::Command::new(std::env::current_exe().context("locating outboxctl")?);
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.outboxctl);
         command
             .args(args)
             .args([
@@ -385,12 +406,12 @@ impl Demo {
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_PROFILE")
             .stdin(std::process::Stdio::null());
-        Ok(command)
+        command
     }
 
     async fn outboxctl_output(&self, args: &[&str]) -> Result<String> {
         let output = self
-            .command(args)?
+            .command(args)
             .output()
             .await
             .context("running outboxctl")?;
@@ -410,7 +431,7 @@ impl Demo {
     async fn outboxctl(&self, args: &[&str], expected_exit: i32) -> Result<()> {
         println!("\n  $ outboxctl {}", args.join(" "));
         let output = self
-            .command(args)?
+            .command(args)
             .output()
             .await
             .context("running outboxctl")?;

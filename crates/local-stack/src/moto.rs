@@ -1,5 +1,4 @@
-//! The local stack: a moto server from the project virtualenv, and the demo
-//! that runs the story on it.
+//! A moto server from the project virtualenv: the local AWS endpoint.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

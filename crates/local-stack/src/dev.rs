@@ -1,15 +1,15 @@
-//! `outboxctl dev`: keeps the local stack up until Ctrl-C; `outboxctl dev
-//! token` mints a development ID token that only the local stack accepts.
+//! `local-stack dev`: keeps the local stack up until Ctrl-C; `local-stack
+//! dev token` mints a development ID token that only the local stack accepts.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use auth_events_aws::migrate::Names;
-use auth_exchange::dev::{DevIdentity, claims};
+use local_stack::dev_signer::{DevIdentity, claims};
+use local_stack::stack::{DEV_PROJECT, DevOptions, DevStack, load_or_create_signer};
 
 use crate::cli::{DevArgs, DevCommand, Global, TokenArgs};
-use crate::stack::{DEV_PROJECT, DevOptions, DevStack, load_or_create_signer};
 
 pub async fn run(global: &Global, args: &DevArgs) -> Result<ExitCode> {
     if let Some(DevCommand::Token(token)) = &args.command {
@@ -37,7 +37,7 @@ pub async fn run(global: &Global, args: &DevArgs) -> Result<ExitCode> {
     println!("  AWS endpoint    {}\n", stack.endpoint);
     println!("Sign in:");
     println!(
-        "  curl -s -X POST {} -H \"Authorization: Bearer $(outboxctl dev token --uid alice --email alice@example.com)\"\n",
+        "  curl -s -X POST {} -H \"Authorization: Bearer $(local-stack dev token --uid alice --email alice@example.com)\"\n",
         stack.exchange_url()
     );
     println!(

@@ -1,7 +1,7 @@
-//! `outboxctl dev` as a developer runs it: the whole pipeline over HTTP on
+//! `local-stack dev` as a developer runs it: the whole pipeline over HTTP on
 //! one machine, then the seed's own test flow with the standard AWS CLI.
 //!
-//! `cargo test -p outboxctl --test dev_stack -- --nocapture` shows the
+//! `cargo test -p local-stack --test dev_stack -- --nocapture` shows the
 //! sign-in → Users item latencies.
 
 use std::path::{Path, PathBuf};
@@ -9,11 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use auth_events_tests::{moto_endpoint, unique_prefix};
-use auth_exchange::dev::{DevIdentity, DevSigner, claims};
+use local_stack::dev_signer::{DevIdentity, DevSigner, claims};
 
 const DEADLINE: Duration = Duration::from_mins(1);
 
-/// A running `outboxctl dev`, in its own working directory (so its
+/// A running `local-stack dev`, in its own working directory (so its
 /// development key is its own), stopped with SIGINT as Ctrl-C would.
 struct Dev {
     child: Option<Child>,
@@ -26,7 +26,7 @@ impl Dev {
         let dir = std::env::temp_dir().join(unique_prefix());
         std::fs::create_dir_all(&dir).expect("a working directory");
         let env_file = dir.join("stack.env");
-        let child = Command::new(env!("CARGO_BIN_EXE_outboxctl"))
+        let child = Command::new(env!("CARGO_BIN_EXE_local-stack"))
             .args(["dev", "--port", "0", "--sweep-interval", "2s", "--env-file"])
             .arg(&env_file)
             .args([
@@ -42,7 +42,7 @@ impl Dev {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .expect("outboxctl dev starts");
+            .expect("local-stack dev starts");
         let started = Instant::now();
         let text = loop {
             if let Ok(text) = std::fs::read_to_string(&env_file) {
@@ -50,7 +50,7 @@ impl Dev {
             }
             assert!(
                 started.elapsed() < DEADLINE,
-                "outboxctl dev did not become ready"
+                "local-stack dev did not become ready"
             );
             std::thread::sleep(Duration::from_millis(100));
         };
@@ -94,7 +94,7 @@ impl Dev {
             }
             assert!(
                 started.elapsed() < DEADLINE,
-                "outboxctl dev did not stop on Ctrl-C"
+                "local-stack dev did not stop on Ctrl-C"
             );
             std::thread::sleep(Duration::from_millis(50));
         };

@@ -1,7 +1,9 @@
 //! A development stand-in for Google's securetoken signer: an RSA key with
 //! its self-signed certificate, the `{kid: PEM}` map Google publishes, and
 //! Firebase-shaped ID tokens. Only a verifier pointed at this certificate
-//! map (the local stack, tests) accepts these tokens.
+//! map (the local stack, tests) accepts these tokens. It lives here, in the
+//! crate that is never deployed, so no build of the token exchange can carry
+//! it; `infra/check-packages.py` proves the zips lack [`CERTIFICATE_HOST`].
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,6 +12,10 @@ use axum::http::header;
 use axum::routing::get;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+
+/// The development certificate's host name: a string that appears in any
+/// binary linking this signer, and so must never appear in a Lambda zip.
+pub const CERTIFICATE_HOST: &str = "securetoken.auth-events-dev-signer.local";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevKeyError {
@@ -50,7 +56,7 @@ impl DevSigner {
     }
 
     fn from_key_pair(kid: &str, key_pair: &rcgen::KeyPair) -> Result<Self, DevKeyError> {
-        let cert = rcgen::CertificateParams::new(vec!["securetoken.local".to_owned()])?
+        let cert = rcgen::CertificateParams::new(vec![CERTIFICATE_HOST.to_owned()])?
             .self_signed(key_pair)?;
         let private_key_pem = key_pair.serialize_pem();
         Ok(Self {
@@ -153,4 +159,18 @@ pub fn claims(project: &str, identity: &DevIdentity) -> Value {
         claims["email_verified"] = json!(true);
     }
     claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_package_check_looks_for_this_signers_certificate_host() {
+        let script = include_str!("../../../infra/check-packages.py");
+        assert!(
+            script.contains(CERTIFICATE_HOST),
+            "infra/check-packages.py must search the zips for {CERTIFICATE_HOST:?}"
+        );
+    }
 }
