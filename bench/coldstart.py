@@ -35,6 +35,8 @@ FUNCTIONS = {
             "EVENT_BUS_NAME": "bus",
             # Nothing listens here: the background certificate fetch fails fast.
             "FIREBASE_CERTS_URL": "http://127.0.0.1:9/certs",
+            "ALLOW_DEV_CERTS_URL": "true",
+            "PII_HASH_KEY": "coldstart-key-0123456789abcdef0123456789",
         },
         {"version": "2.0", "rawPath": "/auth/exchange", "headers": {},
          "requestContext": {"http": {"method": "POST", "path": "/auth/exchange"}}, "isBase64Encoded": False},

@@ -46,6 +46,11 @@ async fn exchange(
         ("OUTBOX_TABLE", outbox_table.to_owned()),
         ("EVENT_BUS_NAME", bus.to_owned()),
         ("FIREBASE_CERTS_URL", certificate_server().await),
+        ("ALLOW_DEV_CERTS_URL", "true".to_owned()),
+        (
+            "PII_HASH_KEY",
+            "integration-tests-key-0123456789abcdef".to_owned(),
+        ),
         ("OUTBOX_REQUIRED", outbox_required.to_string()),
     ];
     let config = Config::from_vars(&vars).expect("valid config");
@@ -118,6 +123,39 @@ async fn a_valid_token_gets_sts_credentials_and_exactly_one_outbox_item_matching
         items[0]["traceHeader"].as_s().ok().map(String::as_str),
         Some("Root=1-6749a1b2-3c4d5e6f7a8b9c0d1e2f3a4b")
     );
+}
+
+/// AssumeRole refuses a session tag holding `,` and a `/` would reach
+/// `${aws:PrincipalTag/userId}` paths as is: such uids get a derived tag
+/// (unit-tested against AWS's character rules in `credentials.rs`) and sign
+/// in, and their events still carry the real uid.
+#[tokio::test]
+async fn uids_with_commas_slashes_spaces_or_non_ascii_sign_in() {
+    let stack = spawn_stack().await;
+    let exchange = exchange(&stack, &stack.names.outbox_table(), &stack.names.bus, false).await;
+    let uids = ["a,b", "alice/../bob", "with space", "ünïcødé-üser"];
+    for uid in uids {
+        let mut identity = DevIdentity::new(uid);
+        identity.email = Some("odd@example.com".to_owned());
+        let token = signer().sign(&claims(PROJECT, &identity)).expect("signed");
+        let response = Box::pin(exchange.handle(request(&token))).await;
+        assert_eq!(response.status_code, 200, "{uid:?}: {}", body(&response));
+        assert!(body(&response)["credentials"]["SessionToken"].is_string());
+    }
+    let mut recorded: Vec<String> = stack
+        .scan(&stack.names.outbox_table())
+        .await
+        .iter()
+        .map(|item| {
+            let detail: Value =
+                serde_json::from_str(item["detail"].as_s().expect("detail")).expect("JSON");
+            detail["userId"].as_str().expect("userId").to_owned()
+        })
+        .collect();
+    recorded.sort();
+    let mut expected: Vec<String> = uids.iter().map(|&uid| uid.to_owned()).collect();
+    expected.sort();
+    assert_eq!(recorded, expected);
 }
 
 #[tokio::test]

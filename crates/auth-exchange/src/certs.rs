@@ -113,14 +113,20 @@ pub struct HttpKeySource {
 
 impl HttpKeySource {
     pub fn new(url: impl Into<String>, policy: CachePolicy) -> Result<Self, FetchError> {
+        let url = url.into();
+        // The map decides which signatures are genuine, so it is read from
+        // exactly the configured place: no redirect is followed, and an
+        // https URL never falls back to plain http.
         let client = reqwest::Client::builder()
             .timeout(policy.fetch_timeout)
             .connect_timeout(policy.fetch_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(url.starts_with("https://"))
             .build()
             .map_err(FetchError::Request)?;
         Ok(Self {
             client,
-            url: url.into(),
+            url,
             policy,
             state: RwLock::default(),
             refresh: tokio::sync::Mutex::new(()),

@@ -5,6 +5,9 @@
 use std::time::Duration;
 
 use auth_events_aws::env::{ConfigError, Vars, millis_or, parsed_or, required, secs_or};
+use auth_events_core::redact::PiiKey;
+
+use crate::policy::SignInPolicy;
 
 pub const DEFAULT_CERTS_URL: &str =
     "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com";
@@ -24,8 +27,17 @@ pub struct Config {
     pub outbox_table: String,
     /// `EVENT_BUS_NAME`: the fallback when the outbox write fails.
     pub event_bus_name: String,
-    /// `FIREBASE_CERTS_URL`: the x509 certificate map `{kid: PEM}`.
+    /// `FIREBASE_CERTS_URL`: the x509 certificate map `{kid: PEM}`. Only
+    /// Google's, unless `ALLOW_DEV_CERTS_URL=true`.
     pub firebase_certs_url: String,
+    /// `ALLOW_DEV_CERTS_URL`: the development switch that lets another
+    /// certificate map decide which tokens are genuine (the local stack,
+    /// tests); it also allows plain http on loopback.
+    pub allow_dev_certs_url: bool,
+    /// `ALLOWED_PROVIDERS`, `REQUIRE_VERIFIED_EMAIL`, `ALLOWED_TENANTS`.
+    pub policy: SignInPolicy,
+    /// `PII_HASH_KEY`: the per-deployment key of the e-mail hashes in logs.
+    pub pii_hash_key: PiiKey,
     /// `OUTBOX_WRITE_BUDGET_MS`: the time the outbox write, and separately the
     /// fallback publish, may add to a sign-in.
     pub outbox_write_budget: Duration,
@@ -63,13 +75,32 @@ impl Config {
         let event_bus_name = required(vars, "EVENT_BUS_NAME")?;
         let firebase_certs_url =
             parsed_or(vars, "FIREBASE_CERTS_URL", DEFAULT_CERTS_URL.to_owned())?;
-        if !certs_url_is_acceptable(&firebase_certs_url) {
-            return Err(invalid(
-                "FIREBASE_CERTS_URL",
-                &firebase_certs_url,
-                "must be an https URL (plain http only for a loopback host)",
-            ));
+        let allow_dev_certs_url = parsed_or(vars, "ALLOW_DEV_CERTS_URL", false)?;
+        if firebase_certs_url != DEFAULT_CERTS_URL {
+            // The map decides which signatures are genuine: anyone who can
+            // point it elsewhere can mint tokens for any user.
+            if !allow_dev_certs_url {
+                return Err(invalid(
+                    "FIREBASE_CERTS_URL",
+                    &firebase_certs_url,
+                    "only Google's certificate map is accepted; another needs the development switch ALLOW_DEV_CERTS_URL=true",
+                ));
+            }
+            if !certs_url_is_acceptable(&firebase_certs_url) {
+                return Err(invalid(
+                    "FIREBASE_CERTS_URL",
+                    &firebase_certs_url,
+                    "must be an https URL (plain http only for a loopback host)",
+                ));
+            }
         }
+        let policy = SignInPolicy::from_vars(vars)?;
+        let pii_hash_key =
+            PiiKey::parse(&required(vars, "PII_HASH_KEY")?).map_err(|e| ConfigError::Invalid {
+                name: "PII_HASH_KEY",
+                value: "[redacted]".to_owned(),
+                reason: e.to_string(),
+            })?;
         let outbox_write_budget =
             millis_or(vars, "OUTBOX_WRITE_BUDGET_MS", Duration::from_millis(300))?;
         if outbox_write_budget.is_zero() {
@@ -108,6 +139,9 @@ impl Config {
             outbox_table,
             event_bus_name,
             firebase_certs_url,
+            allow_dev_certs_url,
+            policy,
+            pii_hash_key,
             outbox_write_budget,
             outbox_required,
             clock_skew,
@@ -137,11 +171,12 @@ fn certs_url_is_acceptable(url: &str) -> bool {
 mod tests {
     use super::*;
 
-    const REQUIRED: [(&str, &str); 4] = [
+    const REQUIRED: [(&str, &str); 5] = [
         ("FIREBASE_PROJECT_ID", "demo-project"),
         ("APP_ROLE_ARN", "arn:aws:iam::123456789012:role/app"),
         ("OUTBOX_TABLE", "dev-outbox"),
         ("EVENT_BUS_NAME", "dev-bus"),
+        ("PII_HASH_KEY", "0123456789abcdef0123456789abcdef"),
     ];
 
     /// The required variables, then `overrides`.
@@ -153,6 +188,8 @@ mod tests {
     fn defaults_match_the_documented_values() {
         let config = Config::from_vars(&vars(&[])).expect("valid");
         assert_eq!(config.firebase_certs_url, DEFAULT_CERTS_URL);
+        assert!(!config.allow_dev_certs_url);
+        assert_eq!(config.policy, SignInPolicy::default());
         assert_eq!(config.outbox_write_budget, Duration::from_millis(300));
         assert!(!config.outbox_required);
         assert_eq!(config.clock_skew, Duration::from_mins(1));
@@ -167,6 +204,7 @@ mod tests {
             "APP_ROLE_ARN",
             "OUTBOX_TABLE",
             "EVENT_BUS_NAME",
+            "PII_HASH_KEY",
         ] {
             let mut v = vars(&[]);
             v.retain(|(key, _)| *key != name);
@@ -186,8 +224,8 @@ mod tests {
             ("CLOCK_SKEW_SECS", "3600"),
             ("OUTBOX_TTL_DAYS", "1"),
             ("APP_ROLE_ARN", "app-role"),
-            ("FIREBASE_CERTS_URL", "http://example.com/certs"),
-            ("FIREBASE_CERTS_URL", "http://127.0.0.1.evil.com/certs"),
+            ("PII_HASH_KEY", "too-short"),
+            ("ALLOW_DEV_CERTS_URL", "maybe"),
         ] {
             let error = Config::from_vars(&vars(&[(name, value)])).expect_err(value);
             assert!(error.to_string().contains(name), "{error}");
@@ -195,14 +233,43 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_certificates_are_accepted_only_on_loopback() {
+    fn the_hash_key_is_never_echoed_in_an_error() {
+        let error = Config::from_vars(&vars(&[("PII_HASH_KEY", "secret-but-short")]))
+            .expect_err("too short");
+        assert!(!error.to_string().contains("secret-but-short"), "{error}");
+    }
+
+    #[test]
+    fn another_certificate_map_needs_the_development_switch() {
+        for url in [
+            "https://certs.example.com/x509",
+            "http://127.0.0.1:8123/certs",
+        ] {
+            let error = Config::from_vars(&vars(&[("FIREBASE_CERTS_URL", url)])).expect_err(url);
+            assert!(error.to_string().contains("ALLOW_DEV_CERTS_URL"), "{error}");
+        }
+    }
+
+    #[test]
+    fn with_the_switch_plain_http_certificates_are_accepted_only_on_loopback() {
+        let dev = ("ALLOW_DEV_CERTS_URL", "true");
         for url in [
             "http://127.0.0.1:8123/certs",
             "http://localhost/certs",
             "http://[::1]:9/x",
+            "https://certs.example.com/x509",
         ] {
-            let config = Config::from_vars(&vars(&[("FIREBASE_CERTS_URL", url)])).expect(url);
+            let config = Config::from_vars(&vars(&[dev, ("FIREBASE_CERTS_URL", url)])).expect(url);
             assert_eq!(config.firebase_certs_url, url);
+            assert!(config.allow_dev_certs_url);
+        }
+        for url in [
+            "http://example.com/certs",
+            "http://127.0.0.1.evil.com/certs",
+        ] {
+            let error =
+                Config::from_vars(&vars(&[dev, ("FIREBASE_CERTS_URL", url)])).expect_err(url);
+            assert!(error.to_string().contains("FIREBASE_CERTS_URL"), "{error}");
         }
     }
 

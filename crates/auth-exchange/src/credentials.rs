@@ -179,18 +179,29 @@ pub fn session_name(uid: &str) -> String {
     format!("{prefix}-{}", &digest[..16])
 }
 
-/// Session tag values allow letters, digits, spaces and `_.:/=+-@`, up to
-/// 256 characters; the uid is used as is when it fits (it always does for
-/// generated uids), else the same derived name as the session.
+/// Characters a uid may hold to be its own `userId` session tag: allowed in
+/// a tag value, and inert where policies substitute
+/// `${aws:PrincipalTag/userId}` into a resource path (tags also allow `/`,
+/// `:`, `=`, `+` and spaces, which would let one uid name another's path,
+/// e.g. `alice/x` inside `users/alice/*`).
+fn tag_safe_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '-')
+}
+
+/// Marks a derived tag value: `=` is not [`tag_safe_char`], so no uid used
+/// verbatim can ever equal a derived value.
+const DERIVED_TAG_PREFIX: &str = "h=";
+
+/// The `userId` session tag for `uid`: the uid itself when every character
+/// is [`tag_safe_char`] (always so for the uids Firebase generates), else
+/// `h=` and 40 hex digits of its SHA-256, stable for the user and distinct
+/// for distinct uids.
 pub fn tag_value(uid: &str) -> String {
-    let fits = uid.chars().all(|c| {
-        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
-    });
-    if fits && !uid.is_empty() {
-        uid.to_owned()
-    } else {
-        session_name(uid)
+    if !uid.is_empty() && uid.chars().all(tag_safe_char) {
+        return uid.to_owned();
     }
+    let digest = hex::encode(Sha256::digest(uid.as_bytes()));
+    format!("{DERIVED_TAG_PREFIX}{}", &digest[..40])
 }
 
 #[cfg(test)]
@@ -217,6 +228,45 @@ mod tests {
             let len = name.chars().count();
             assert!((2..=64).contains(&len), "{uid:?} -> {name:?}");
             assert!(name.chars().all(sts_name_char), "{uid:?} -> {name:?}");
+        }
+    }
+
+    /// What AWS accepts as a session tag value: letters, digits, spaces and
+    /// `_.:/=+-@`, at most 256 characters (ASCII letters here: we emit
+    /// nothing else).
+    fn aws_accepts_as_tag_value(value: &str) -> bool {
+        value.len() <= 256
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c))
+    }
+
+    #[test]
+    fn uids_with_commas_slashes_spaces_or_non_ascii_get_a_derived_tag() {
+        for uid in ["a,b", "alice/../bob", "a b", "ünïcødé", "x:y", "p+q=r", "*"] {
+            let tag = tag_value(uid);
+            assert!(tag.starts_with("h="), "{uid:?} -> {tag:?}");
+            assert!(aws_accepts_as_tag_value(&tag), "{uid:?} -> {tag:?}");
+            assert!(!tag.contains('/'), "{uid:?} -> {tag:?}");
+            assert_eq!(tag, tag_value(uid), "stable");
+        }
+        assert_ne!(tag_value("a,b"), tag_value("a b"));
+        assert_eq!(
+            tag_value("first.last@example.com"),
+            "first.last@example.com"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_uid_gets_a_tag_aws_accepts_that_no_other_uid_gets(
+            a in "\\PC{1,128}",
+            b in "\\PC{1,128}",
+        ) {
+            let (ta, tb) = (tag_value(&a), tag_value(&b));
+            proptest::prop_assert!(aws_accepts_as_tag_value(&ta), "{a:?} -> {ta:?}");
+            proptest::prop_assert!(ta.chars().all(|c| tag_safe_char(c) || c == '='));
+            proptest::prop_assert_eq!(a == b, ta == tb);
         }
     }
 

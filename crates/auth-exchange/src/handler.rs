@@ -11,7 +11,7 @@ use auth_events_aws::errors::cause_chain;
 use auth_events_core::contract::Timestamp;
 use auth_events_core::outbox::OutboxRecord;
 use auth_events_core::ports::{OutboxStore, Publisher};
-use auth_events_core::redact::email_hash;
+use auth_events_core::redact::PiiKey;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
@@ -22,6 +22,7 @@ use tracing::{Span, field, info, instrument, warn};
 
 use crate::config::Config;
 use crate::credentials::{CredentialIssuer, Credentials};
+use crate::policy::{PolicyRefusal, SignInPolicy};
 use crate::sign_in::{SignInRecorder, sign_in_event};
 use crate::verify::{KeySource, MAX_TOKEN_BYTES, Verifier, VerifyError};
 
@@ -35,10 +36,12 @@ pub const INVALID_TOKEN_MESSAGE: &str =
     "The ID token is missing, malformed, expired or not valid for this application.";
 
 /// What the handler needs beyond its ports.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub outbox_required: bool,
     pub outbox_ttl: Duration,
+    pub policy: SignInPolicy,
+    pub pii_hash_key: PiiKey,
 }
 
 impl Settings {
@@ -46,6 +49,8 @@ impl Settings {
         Self {
             outbox_required: config.outbox_required,
             outbox_ttl: config.outbox_ttl,
+            policy: config.policy.clone(),
+            pii_hash_key: config.pii_hash_key.clone(),
         }
     }
 }
@@ -87,6 +92,10 @@ impl Refusal {
 
     const fn invalid_token(reason: &'static str) -> Self {
         Self::new(401, "invalid_token", INVALID_TOKEN_MESSAGE, reason)
+    }
+
+    fn forbidden(refusal: PolicyRefusal) -> Self {
+        Self::new(403, refusal.code(), refusal.message(), refusal.code())
     }
 
     const fn bad_request(message: &'static str) -> Self {
@@ -139,7 +148,12 @@ where
         Self::new(
             Verifier::new(&config.firebase_project_id, config.clock_skew, keys),
             issuer,
-            SignInRecorder::new(outbox, publisher, config.outbox_write_budget),
+            SignInRecorder::new(
+                outbox,
+                publisher,
+                config.outbox_write_budget,
+                config.pii_hash_key.clone(),
+            ),
             Settings::from_config(config),
         )
     }
@@ -199,8 +213,13 @@ where
         let span = Span::current();
         span.record("uid", verified.uid.as_str());
         if let Some(email) = &verified.claims.email {
-            span.record("email_hash", email_hash(email));
+            span.record("email_hash", self.settings.pii_hash_key.email_hash(email));
         }
+        // Before any credentials exist: a refused sign-in costs STS nothing.
+        self.settings
+            .policy
+            .check(&verified.claims)
+            .map_err(Refusal::forbidden)?;
 
         let credentials = self.issuer.issue(&verified.uid).await.map_err(|error| {
             warn!(

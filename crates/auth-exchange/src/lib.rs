@@ -8,12 +8,15 @@
 //!   certificate map, cached.
 //! - [`credentials`]: STS AssumeRole behind [`credentials::CredentialIssuer`].
 //! - [`sign_in`]: the event and its delivery (outbox, bus, log).
+//! - [`policy`]: which genuine sign-ins are accepted (providers, verified
+//!   e-mail, tenants).
 //! - [`handler`]: the HTTP edge, generic over every port.
 
 pub mod certs;
 pub mod config;
 pub mod credentials;
 pub mod handler;
+pub mod policy;
 pub mod sign_in;
 pub mod verify;
 

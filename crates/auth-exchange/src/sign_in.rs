@@ -13,7 +13,7 @@ use auth_events_core::contract::{
 };
 use auth_events_core::outbox::OutboxRecord;
 use auth_events_core::ports::{Inserted, OutboxStore, PortError, Publisher};
-use auth_events_core::redact::email_hash;
+use auth_events_core::redact::{PiiKey, redact_json};
 use auth_events_core::relay::put_one;
 use auth_events_core::retry::FullJitter;
 use backon::Retryable;
@@ -42,6 +42,9 @@ pub fn sign_in_event(token: &VerifiedToken, at: Timestamp) -> Result<UserEvent, 
             .ok_or(ContractError::Empty { field: "email" })?,
     )?;
     let mut event = UserEvent::new(UserAction::SignedIn, token.uid.clone(), email, at);
+    // Firebase sets the claim beside every e-mail; without it, nothing
+    // vouches for the address.
+    event.detail.email_verified = Some(claims.email_verified.unwrap_or(false));
     event.detail.display_name = claims
         .name
         .as_deref()
@@ -93,14 +96,16 @@ pub struct SignInRecorder<O, P> {
     outbox: O,
     publisher: P,
     budget: Duration,
+    pii_hash_key: PiiKey,
 }
 
 impl<O: OutboxStore, P: Publisher> SignInRecorder<O, P> {
-    pub fn new(outbox: O, publisher: P, budget: Duration) -> Self {
+    pub fn new(outbox: O, publisher: P, budget: Duration, pii_hash_key: PiiKey) -> Self {
         Self {
             outbox,
             publisher,
             budget,
+            pii_hash_key,
         }
     }
 
@@ -141,7 +146,7 @@ impl<O: OutboxStore, P: Publisher> SignInRecorder<O, P> {
                     event_id = %record.event_id,
                     outbox_error = %outbox_error,
                     bus_error = %bus_error,
-                    event = %redacted_record(record),
+                    event = %redacted_record(record, &self.pii_hash_key),
                     "{OUTBOX_WRITE_FAILED}"
                 );
                 Delivery::Lost {
@@ -231,18 +236,14 @@ impl Attempts {
     }
 }
 
-/// The whole record as JSON, with the detail's `email` replaced by
-/// `emailHash`: enough to reconstruct and replay the event by hand, with
-/// the address looked up by uid, and nothing an address could be read from.
-pub fn redacted_record(record: &OutboxRecord) -> String {
+/// The whole record as JSON, with the detail's `email` replaced by its
+/// keyed hash and its name and photo URL redacted: enough to reconstruct
+/// and replay the event by hand, with the profile looked up by uid, and
+/// nothing personal to read from it.
+pub fn redacted_record(record: &OutboxRecord, key: &PiiKey) -> String {
     let mut detail: serde_json::Value =
         serde_json::from_str(&record.detail).unwrap_or(serde_json::Value::Null);
-    if let Some(object) = detail.as_object_mut()
-        && let Some(email) = object.remove("email")
-    {
-        let hash = email.as_str().map(email_hash);
-        object.insert("emailHash".to_owned(), hash.into());
-    }
+    redact_json(&mut detail, Some(key));
     serde_json::json!({
         "eventId": record.event_id,
         "source": record.source,
@@ -278,6 +279,7 @@ mod tests {
                 picture: picture.map(str::to_owned),
                 firebase: FirebaseInfo {
                     sign_in_provider: Some("google.com".to_owned()),
+                    tenant: None,
                 },
             },
         }
@@ -333,9 +335,14 @@ mod tests {
     }
 
     #[test]
-    fn the_redacted_record_hashes_the_email_and_keeps_everything_else() {
+    fn the_redacted_record_hashes_the_email_hides_the_profile_and_keeps_everything_else() {
+        let key = PiiKey::parse(&"k".repeat(32)).expect("valid");
         let event = sign_in_event(
-            &token(Some("ada@example.com"), Some("Ada"), None),
+            &token(
+                Some("ada@example.com"),
+                Some("Ada"),
+                Some("https://photos.example/ada.png"),
+            ),
             Timestamp::now(),
         )
         .expect("valid");
@@ -345,13 +352,15 @@ mod tests {
             Duration::from_mins(1),
             Some("Root=1-x".to_owned()),
         );
-        let text = redacted_record(&record);
-        assert!(!text.contains("ada@example.com"));
+        let text = redacted_record(&record, &key);
+        for personal in ["ada@example.com", "Ada", "photos.example"] {
+            assert!(!text.contains(personal), "{personal} in {text}");
+        }
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(value["eventId"], record.event_id.to_string());
-        assert_eq!(value["detail"]["emailHash"], email_hash("ada@example.com"));
+        assert_eq!(value["detail"]["email"], key.email_hash("ada@example.com"));
         assert_eq!(value["detail"]["userId"], "uid-1");
-        assert_eq!(value["detail"]["displayName"], "Ada");
+        assert_eq!(value["detail"]["provider"], "google.com");
         assert_eq!(value["traceHeader"], "Root=1-x");
         assert_eq!(value["detailType"], "user.signed_in");
     }

@@ -144,11 +144,14 @@ pub fn key_from_certificate(pem: &str) -> Result<DecodingKey, jsonwebtoken::erro
     DecodingKey::from_rsa_pem(pem.as_bytes())
 }
 
-/// `firebase` claim: how the user signed in.
+/// `firebase` claim: how the user signed in, and for Identity Platform's
+/// multi-tenancy, into which tenant.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct FirebaseInfo {
     #[serde(default)]
     pub sign_in_provider: Option<String>,
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// The claims of a Firebase ID token that we check or use.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use auth_events_core::contract::Timestamp;
 use auth_events_core::outbox::OutboxRecord;
-use auth_events_core::redact::email_hash;
+use auth_events_core::redact::{PiiKey, REDACTED};
 use auth_events_core::testing::{
     FaultyOutbox, FaultyPublisher, InsertFault, MemoryOutbox, MemoryPublisher,
 };
@@ -29,6 +29,13 @@ use http::Method;
 use serde_json::{Value, json};
 
 const TRACE_HEADER: &str = "Root=1-6749a1b2-3c4d5e6f7a8b9c0d1e2f3a4b";
+const PII_HASH_KEY: &str = "exchange-tests-key-0123456789abcdef";
+
+fn email_hash(email: &str) -> String {
+    PiiKey::parse(PII_HASH_KEY)
+        .expect("long enough")
+        .email_hash(email)
+}
 
 type Outbox = FaultyOutbox<MemoryOutbox>;
 type Bus = FaultyPublisher<MemoryPublisher>;
@@ -47,6 +54,8 @@ fn config(certs_url: &str, extra: &[(&str, &str)]) -> Config {
         ("OUTBOX_TABLE", "test-outbox"),
         ("EVENT_BUS_NAME", "test-bus"),
         ("FIREBASE_CERTS_URL", certs_url),
+        ("ALLOW_DEV_CERTS_URL", "true"),
+        ("PII_HASH_KEY", PII_HASH_KEY),
         // Small, so that the fault tests run fast; the logic is the same.
         ("OUTBOX_WRITE_BUDGET_MS", "60"),
     ];
@@ -134,7 +143,8 @@ fn assert_detail_matches_the_claims(detail: &Value) {
         "https://lh3.googleusercontent.com/a/ada"
     );
     assert_eq!(detail["provider"], "google.com");
-    assert_eq!(detail["schemaVersion"], 1);
+    assert_eq!(detail["emailVerified"], true);
+    assert_eq!(detail["schemaVersion"], 2);
     let at = Timestamp::parse(detail["timestamp"].as_str().expect("timestamp")).expect("RFC 3339");
     assert!((Timestamp::now().millis() - at.millis()).abs() < 60_000);
 }
@@ -373,6 +383,82 @@ async fn every_token_failure_gets_the_same_body() {
 
 // ------------------------------------------------------------ 400 / 405
 
+// ------------------------------------------------------------ 403s
+
+/// A genuine token the sign-in policy refuses: 403 with the refusal's
+/// code, no STS call, no event.
+async fn assert_refused_by_policy(extra: &[(&str, &str)], changes: &Value, code: &str) {
+    let stack = stack_with(extra).await;
+    let response = stack
+        .call(bearer_request(
+            &SigningKey::shared().sign(&claims_with(changes)),
+        ))
+        .await;
+    assert_eq!(response.status_code, 403, "{:?}", body(&response));
+    assert_eq!(body(&response)["error"]["code"], code);
+    assert!(body(&response)["error"]["message"].is_string());
+    assert_eq!(stack.issuer().calls(), 0, "no STS call");
+    assert!(stack.records().is_empty(), "no outbox item");
+    let summary = stack.logs.with_message("exchange_completed");
+    assert_eq!(summary[0]["fields"]["outcome"], code);
+}
+
+#[tokio::test]
+async fn an_anonymous_sign_in_gets_403_by_default() {
+    assert_refused_by_policy(
+        &[],
+        &json!({ "firebase": { "sign_in_provider": "anonymous" } }),
+        "provider_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_provider_outside_allowed_providers_gets_403() {
+    assert_refused_by_policy(
+        &[("ALLOWED_PROVIDERS", "password,apple.com")],
+        &json!({}),
+        "provider_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unverified_email_gets_403_when_verified_email_is_required() {
+    assert_refused_by_policy(
+        &[("REQUIRE_VERIFIED_EMAIL", "true")],
+        &json!({ "email_verified": false }),
+        "email_not_verified",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tenant_token_gets_403_unless_its_tenant_is_allowed() {
+    let tenant = json!({ "firebase": { "sign_in_provider": "password", "tenant": "acme-1a2b" } });
+    assert_refused_by_policy(&[], &tenant, "tenant_not_allowed").await;
+    let stack = stack_with(&[("ALLOWED_TENANTS", "acme-1a2b")]).await;
+    let response = stack
+        .call(bearer_request(
+            &SigningKey::shared().sign(&claims_with(&tenant)),
+        ))
+        .await;
+    assert_eq!(response.status_code, 200);
+}
+
+#[tokio::test]
+async fn an_unverified_email_signs_in_by_default_and_the_event_says_unverified() {
+    let stack = stack().await;
+    let response = stack
+        .call(bearer_request(
+            &SigningKey::shared().sign(&claims_with(&json!({ "email_verified": false }))),
+        ))
+        .await;
+    assert_eq!(response.status_code, 200);
+    let records = stack.records();
+    assert_eq!(detail(&records[0].detail)["emailVerified"], false);
+}
+
 #[tokio::test]
 async fn a_malformed_body_gets_400_and_no_sts_call() {
     let stack = stack().await;
@@ -498,17 +584,17 @@ async fn outbox_and_bus_failing_still_return_credentials_and_log_the_whole_event
     let detail = &event["detail"];
     assert_eq!(detail["eventId"], event["eventId"]);
     assert_eq!(detail["userId"], UID);
-    assert_eq!(detail["emailHash"], email_hash(EMAIL));
-    assert!(detail.get("email").is_none());
-    assert_eq!(detail["displayName"], "Ada Lovelace");
-    assert_eq!(
-        detail["photoURL"],
-        "https://lh3.googleusercontent.com/a/ada"
-    );
+    assert_eq!(detail["email"], email_hash(EMAIL));
+    assert_eq!(detail["displayName"], REDACTED);
+    assert_eq!(detail["photoURL"], REDACTED);
     assert_eq!(detail["provider"], "google.com");
+    assert_eq!(detail["emailVerified"], true);
     assert!(detail["timestamp"].is_string());
-    assert_eq!(detail["schemaVersion"], 1);
-    assert!(!stack.logs.text().contains(EMAIL));
+    assert_eq!(detail["schemaVersion"], 2);
+    let text = stack.logs.text();
+    for personal in [EMAIL, "Ada Lovelace", "lh3.googleusercontent.com"] {
+        assert!(!text.contains(personal), "{personal} in the logs");
+    }
 }
 
 #[tokio::test]
@@ -668,7 +754,7 @@ async fn logs_of_every_path_hold_no_email_and_no_token_in_clear() {
 fn the_openapi_document_names_every_status_code_and_error_code_we_send() {
     let document = include_str!("../../../docs/openapi.yaml");
     for status in [
-        "\"200\":", "\"400\":", "\"401\":", "\"405\":", "\"502\":", "\"503\":",
+        "\"200\":", "\"400\":", "\"401\":", "\"403\":", "\"405\":", "\"502\":", "\"503\":",
     ] {
         assert!(document.contains(status), "{status}");
     }
@@ -678,6 +764,9 @@ fn the_openapi_document_names_every_status_code_and_error_code_we_send() {
         "method_not_allowed",
         "upstream_error",
         "service_unavailable",
+        "provider_not_allowed",
+        "email_not_verified",
+        "tenant_not_allowed",
     ] {
         assert!(document.contains(code), "{code}");
     }

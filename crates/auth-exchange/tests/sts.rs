@@ -1,6 +1,8 @@
 //! The STS issuer against a local stand-in for the STS query API: what
 //! AssumeRole is sent, and how each kind of failure is classified.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,26 +16,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use common::ASSUMED;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/desktop-app";
-
-const ASSUMED: &str = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <AssumeRoleResult>
-    <SourceIdentity>uid-1</SourceIdentity>
-    <AssumedRoleUser>
-      <Arn>arn:aws:sts::123456789012:assumed-role/desktop-app/uid-1</Arn>
-      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:uid-1</AssumedRoleId>
-    </AssumedRoleUser>
-    <Credentials>
-      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>
-      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>
-      <SessionToken>IQoJb3JpZ2luX2VjEXAMPLE</SessionToken>
-      <Expiration>2026-11-29T13:00:00Z</Expiration>
-    </Credentials>
-    <PackedPolicySize>6</PackedPolicySize>
-  </AssumeRoleResult>
-  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>
-</AssumeRoleResponse>"#;
 
 fn error_xml(code: &str, message: &str) -> String {
     format!(

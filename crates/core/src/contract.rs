@@ -15,8 +15,13 @@ use uuid::Uuid;
 /// The EventBridge `source` of every event in the family.
 pub const SOURCE: &str = "interview-companion.auth";
 
-/// The version of the detail schema this code emits.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version of the detail schema this code emits. Version 2 added
+/// `emailVerified`; consumers read both.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// What a detail without `schemaVersion` (the seed's hand-written events)
+/// is read as.
+pub const FIRST_SCHEMA_VERSION: u32 = 1;
 
 /// Why a value was refused by the contract.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -374,7 +379,7 @@ impl UserAction {
 }
 
 fn default_schema_version() -> u32 {
-    SCHEMA_VERSION
+    FIRST_SCHEMA_VERSION
 }
 
 /// The `detail` of a `user.{action}` event.
@@ -391,6 +396,10 @@ pub struct UserDetail {
     pub schema_version: u32,
     pub user_id: UserId,
     pub email: Email,
+    /// Whether the identity provider verified `email` (schema version 2);
+    /// absent in version 1 events, which consumers read as unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     pub timestamp: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<DisplayName>,
@@ -418,6 +427,7 @@ impl UserEvent {
                 schema_version: SCHEMA_VERSION,
                 user_id,
                 email,
+                email_verified: None,
                 timestamp,
                 display_name: None,
                 photo_url: None,
@@ -509,7 +519,8 @@ mod tests {
         let seed = r#"{"userId":"test-user-123","email":"test@example.com","displayName":"Test User","timestamp":"2024-01-15T10:30:00Z"}"#;
         let event = UserEvent::from_parts(SOURCE, "user.signed_in", seed).expect("seed event");
         assert_eq!(event.detail.event_id, None);
-        assert_eq!(event.detail.schema_version, SCHEMA_VERSION);
+        assert_eq!(event.detail.schema_version, FIRST_SCHEMA_VERSION);
+        assert_eq!(event.detail.email_verified, None);
         assert_eq!(
             event.dedupe_id(Some("envelope-1")).as_deref(),
             Some("envelope-1")

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use auth_events_aws::env::parse_duration;
 use auth_events_core::dead_letter::DeadLetterKind;
+use auth_events_core::redact::PiiKey;
 use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -12,7 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "outboxctl",
     version,
-    about = "Operate the auth-events outbox and DLQ"
+    about = "Operate the auth-events outbox and DLQ",
+    after_help = "Set PII_HASH_KEY to the token exchange's key to print e-mail hashes that match its logs; otherwise addresses print as [redacted]."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -43,6 +45,18 @@ pub struct Global {
     /// Machine-readable JSON instead of human tables.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// The deployment's key for e-mail hashes, from `PII_HASH_KEY` (the
+/// token exchange's own), so that printed hashes match its logs; without
+/// it addresses print as `[redacted]`. An environment variable only: a
+/// flag would show the key in the process list.
+pub fn pii_key() -> anyhow::Result<Option<PiiKey>> {
+    std::env::var("PII_HASH_KEY")
+        .ok()
+        .filter(|key| !key.is_empty())
+        .map(|key| PiiKey::parse(&key).map_err(|e| anyhow::anyhow!("PII_HASH_KEY: {e}")))
+        .transpose()
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use auth_events_core::contract::Timestamp;
 use auth_events_core::dead_letter::{DeadLetter, DeadLetterKind};
 use auth_events_core::ports::OutboxStore;
+use auth_events_core::redact::PiiKey;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -296,6 +297,7 @@ struct ShowView {
 }
 
 async fn show(global: &Global, resources: &Resources, args: &ShowArgs) -> Result<ExitCode> {
+    let key = crate::cli::pii_key()?;
     let dlq = resources.dlq().await?;
     let store = resources.outbox().await?;
     let wanted = args.id.trim();
@@ -329,7 +331,7 @@ async fn show(global: &Global, resources: &Resources, args: &ShowArgs) -> Result
     }
     let mut body =
         serde_json::from_str(&message.body).unwrap_or_else(|_| Value::String(message.body.clone()));
-    redact(&mut body);
+    redact(&mut body, key.as_ref());
     let view = ShowView {
         message: MessageView::of(message, now),
         body,
@@ -341,12 +343,12 @@ async fn show(global: &Global, resources: &Resources, args: &ShowArgs) -> Result
     if global.json {
         print_json(&view)?;
     } else {
-        print_show(&view, message);
+        print_show(&view, message, key.as_ref());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_show(view: &ShowView, message: &DlqMessage) {
+fn print_show(view: &ShowView, message: &DlqMessage, key: Option<&PiiKey>) {
     let m = &view.message;
     let mut fields: Vec<(&str, String)> = vec![("message id", m.message_id.clone())];
     if let (Some(at), Some(seconds)) = (m.sent_at, m.age_seconds) {
@@ -361,7 +363,7 @@ fn print_show(view: &ShowView, message: &DlqMessage) {
     ));
     fields.push(("kind", m.kind.to_owned()));
     fields.push(("error code", m.error_code.clone()));
-    fields.extend(detail_rows(message));
+    fields.extend(detail_rows(message, key));
     for (name, value) in fields {
         println!("{name:<17}{value}");
     }
@@ -384,7 +386,7 @@ fn print_show(view: &ShowView, message: &DlqMessage) {
 }
 
 /// The decoded message, field by field, with e-mail addresses hashed.
-fn detail_rows(message: &DlqMessage) -> Vec<(&'static str, String)> {
+fn detail_rows(message: &DlqMessage, key: Option<&PiiKey>) -> Vec<(&'static str, String)> {
     let mut rows = Vec::new();
     match &message.letter {
         Ok(DeadLetter::Relay(letter)) => {
@@ -404,11 +406,11 @@ fn detail_rows(message: &DlqMessage) -> Vec<(&'static str, String)> {
                     "event",
                     format!("{} from {}", entry.detail_type, entry.source),
                 ));
-                rows.push(("detail", redact_text(&entry.detail)));
+                rows.push(("detail", redact_text(&entry.detail, key)));
             }
             if let Some(image) = &letter.raw_image {
                 let mut image = image.clone();
-                redact(&mut image);
+                redact(&mut image, key);
                 rows.push(("raw image", image.to_string()));
             }
         }
@@ -442,7 +444,7 @@ fn detail_rows(message: &DlqMessage) -> Vec<(&'static str, String)> {
                 "event",
                 format!("{} from {}", envelope.detail_type, envelope.source),
             ));
-            rows.push(("detail", redact_text(&envelope.detail.to_string())));
+            rows.push(("detail", redact_text(&envelope.detail.to_string(), key)));
             for (name, attribute) in [
                 ("rule", "RULE_ARN"),
                 ("target", "TARGET_ARN"),
@@ -465,11 +467,11 @@ fn detail_rows(message: &DlqMessage) -> Vec<(&'static str, String)> {
                 "event",
                 format!("{} from {}", event.detail_type, event.source),
             ));
-            rows.push(("detail", redact_text(&event.detail.to_string())));
+            rows.push(("detail", redact_text(&event.detail.to_string(), key)));
         }
         Err(unreadable) => {
             rows.push(("why unreadable", unreadable.0.clone()));
-            rows.push(("body", truncate(&redact_text(&message.body), 400)));
+            rows.push(("body", truncate(&redact_text(&message.body, key), 400)));
         }
     }
     rows

@@ -357,6 +357,29 @@ impl CapturedLogs {
     }
 }
 
+/// STS's answer to AssumeRole, as its query API sends it.
+pub const ASSUMED: &str = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <SourceIdentity>uid-1</SourceIdentity>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::123456789012:assumed-role/desktop-app/uid-1</Arn>
+      <AssumedRoleId>AROA3XFRBF535PLBIFPI4:uid-1</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>
+      <SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>
+      <SessionToken>IQoJb3JpZ2luX2VjEXAMPLE</SessionToken>
+      <Expiration>2026-11-29T13:00:00Z</Expiration>
+    </Credentials>
+    <PackedPolicySize>6</PackedPolicySize>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>
+</AssumeRoleResponse>"#;
+
+/// The secret parts of [`ASSUMED`]'s credentials.
+pub const ASSUMED_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY";
+pub const ASSUMED_SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLE";
+
 pub fn fast_policy() -> CachePolicy {
     CachePolicy {
         min_ttl: Duration::ZERO,

@@ -35,7 +35,7 @@ use crate::moto::LocalMoto;
 /// The Firebase project the local stack's verifier expects.
 pub const DEV_PROJECT: &str = "auth-events-local";
 /// Where the development signing key is kept between runs, so a token
-/// minted by `outboxctl dev token` verifies in a running `outboxctl dev`.
+/// minted by `local-stack dev token` verifies in a running `local-stack dev`.
 pub const DEV_KEY_PATH: &str = ".local/dev-firebase-key.pem";
 const DEV_KID: &str = "auth-events-local-1";
 const APP_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/interview-companion-desktop";
@@ -53,6 +53,31 @@ impl HttpFunction for ExchangeFunction {
     ) -> impl Future<Output = ApiGatewayV2httpResponse> + Send {
         self.handle(request)
     }
+}
+
+/// Where the local stack's key for e-mail hashes in logs is kept, so that
+/// `outboxctl` run against the stack prints the same hashes.
+pub const PII_KEY_PATH: &str = ".local/pii-hash-key";
+
+/// The local stack's `PII_HASH_KEY`, created on first use from the system's
+/// random source and kept in [`PII_KEY_PATH`].
+pub fn load_or_create_pii_key() -> Result<String> {
+    let path = Path::new(PII_KEY_PATH);
+    if let Ok(key) = std::fs::read_to_string(path) {
+        return Ok(key.trim().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
+        &mut bytes,
+    )
+    .context("reading /dev/urandom")?;
+    let key = hex::encode(bytes);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, &key).with_context(|| format!("writing {PII_KEY_PATH}"))?;
+    Ok(key)
 }
 
 /// The development signer, created on first use and kept in [`DEV_KEY_PATH`].
@@ -108,6 +133,8 @@ pub struct DevStack {
     pub dlq_url: String,
     pub target_queue_url: String,
     pub bus: Bus,
+    /// The exchange's `PII_HASH_KEY` ([`PII_KEY_PATH`]).
+    pub pii_hash_key: String,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
     moto: Option<LocalMoto>,
@@ -237,6 +264,7 @@ impl DevStack {
             dlq_url,
             target_queue_url,
             bus,
+            pii_hash_key: load_or_create_pii_key()?,
             stop,
             tasks,
             moto,
@@ -264,6 +292,8 @@ impl DevStack {
             ("DLQ_URL", self.dlq_url.clone()),
             ("PROFILE_TARGET_QUEUE_URL", self.target_queue_url.clone()),
             ("EXCHANGE_URL", self.exchange_url()),
+            // outboxctl reads it to print the hashes the exchange logs.
+            ("PII_HASH_KEY", self.pii_hash_key.clone()),
         ]
     }
 
@@ -295,6 +325,8 @@ fn exchange_function(wiring: &Wiring, http_address: SocketAddr) -> Result<Exchan
             "FIREBASE_CERTS_URL",
             format!("http://{http_address}{CERTIFICATES_PATH}"),
         ),
+        ("ALLOW_DEV_CERTS_URL", "true".to_owned()),
+        ("PII_HASH_KEY", load_or_create_pii_key()?),
     ];
     let config = auth_exchange::Config::from_vars(&vars)?;
     let keys = HttpKeySource::new(config.firebase_certs_url.clone(), CachePolicy::default())?;
