@@ -12,6 +12,7 @@ use auth_events_core::contract::Timestamp;
 use auth_events_core::outbox::OutboxRecord;
 use auth_events_core::ports::{OutboxStore, Publisher};
 use auth_events_core::redact::PiiKey;
+use auth_events_core::trace;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
@@ -238,11 +239,7 @@ where
         let now = Timestamp::now();
         let outcome = match sign_in_event(&verified, now) {
             Ok(event) => {
-                let trace_header = request
-                    .headers
-                    .get("x-amzn-trace-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
+                let trace_header = trace_header(&request.headers);
                 let record = OutboxRecord::new(&event, now, self.settings.outbox_ttl, trace_header);
                 span.record("event_id", field::display(record.event_id));
                 let delivery = self.recorder.deliver(&record).await;
@@ -265,6 +262,18 @@ where
 /// The token from `Authorization: Bearer`, else from the JSON body. No token
 /// at all is a 401 (an unauthenticated request); a body that is not our
 /// JSON is a 400.
+/// The client's `X-Amzn-Trace-Id`, when it is one PutEvents accepts. Any
+/// other value is dropped, not refused: the sign-in does not depend on it,
+/// and sent on it would make the bus refuse the whole request it rides in.
+fn trace_header(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-amzn-trace-id")?;
+    let kept = value.to_str().ok().and_then(trace::well_formed);
+    if kept.is_none() {
+        info!(chars = value.len(), "trace_header_dropped");
+    }
+    kept.map(str::to_owned)
+}
+
 fn bearer_token(request: &ApiGatewayV2httpRequest) -> Result<String, Refusal> {
     if let Some(value) = request.headers.get(header::AUTHORIZATION) {
         let not_bearer = || Refusal::invalid_token("authorization_not_bearer");

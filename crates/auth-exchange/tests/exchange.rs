@@ -152,6 +152,24 @@ fn assert_detail_matches_the_claims(detail: &Value) {
 // ---------------------------------------------------------------- success
 
 #[tokio::test]
+async fn a_trace_header_putevents_would_refuse_is_dropped_and_the_sign_in_succeeds() {
+    let oversized = format!("{TRACE_HEADER};Data={}", "a".repeat(600));
+    for sent in ["", "not-a-trace-header", oversized.as_str()] {
+        let stack = stack().await;
+        let mut request = bearer_request(&SigningKey::shared().sign(&claims()));
+        request
+            .headers
+            .insert("x-amzn-trace-id", sent.parse().expect("header value"));
+        let response = stack.call(request).await;
+
+        assert_eq!(response.status_code, 200, "{sent:?}");
+        let records = stack.records();
+        assert_eq!(records.len(), 1, "{sent:?}");
+        assert_eq!(records[0].trace_header, None, "{sent:?}");
+    }
+}
+
+#[tokio::test]
 async fn valid_token_gets_200_with_credentials_and_exactly_one_outbox_record_matching_the_claims() {
     let stack = stack().await;
     let response = stack

@@ -7,6 +7,7 @@
 //! - [`profile`]: the order-independent Users update, as conditional writes.
 //! - [`dead_letter`]: every message shape that can land in the DLQ.
 //! - [`ports`]: the traits the AWS adapters implement.
+//! - [`trace`]: which X-Ray trace headers PutEvents may carry.
 
 pub mod contract;
 pub mod dead_letter;
@@ -17,6 +18,7 @@ pub mod profile;
 pub mod redact;
 pub mod relay;
 pub mod retry;
+pub mod trace;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
