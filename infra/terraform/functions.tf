@@ -42,7 +42,15 @@ resource "aws_lambda_function" "auth_exchange" {
       # function falls back to a direct PutEvents, then to a logged event.
       OUTBOX_WRITE_BUDGET_MS = "300"
       OUTBOX_REQUIRED        = "false"
-      RUST_LOG               = "info"
+      # Who may sign in (crates/auth-exchange/src/policy.rs); empty means
+      # the default: every provider but anonymous, any tenant-less token.
+      ALLOWED_PROVIDERS      = var.allowed_providers
+      REQUIRE_VERIFIED_EMAIL = tostring(var.require_verified_email)
+      ALLOWED_TENANTS        = var.allowed_tenants
+      # The HMAC key of every logged e-mail hash; without it the function
+      # refuses to start.
+      PII_HASH_KEY = var.pii_hash_key
+      RUST_LOG     = "info"
     }
   }
 

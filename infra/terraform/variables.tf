@@ -101,3 +101,32 @@ variable "alarm_email" {
   type        = string
   default     = ""
 }
+
+variable "pii_hash_key" {
+  description = "Per-deployment secret (at least 32 characters) keying the HMAC of every e-mail hash the functions and outboxctl log, so a list of known addresses cannot reverse them. Give outboxctl the same value as PII_HASH_KEY."
+  type        = string
+  sensitive   = true
+
+  validation {
+    condition     = length(var.pii_hash_key) >= 32
+    error_message = "pii_hash_key must be at least 32 characters (for example: openssl rand -hex 32)."
+  }
+}
+
+variable "allowed_providers" {
+  description = "Comma-separated firebase.sign_in_provider values that may sign in; empty allows every provider but anonymous."
+  type        = string
+  default     = ""
+}
+
+variable "require_verified_email" {
+  description = "Refuse (403 email_not_verified) tokens whose email_verified claim is not true."
+  type        = bool
+  default     = false
+}
+
+variable "allowed_tenants" {
+  description = "Comma-separated Identity Platform tenants whose tokens may sign in; empty refuses every token that names a tenant."
+  type        = string
+  default     = ""
+}
