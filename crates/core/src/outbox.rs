@@ -120,16 +120,25 @@ impl OutboxRecord {
         UserEvent::from_parts(&self.source, &self.detail_type, &self.detail)
     }
 
+    /// The event, checked against the contract and against this item's
+    /// key: every path that publishes an item (stream, sweep, redrive)
+    /// refuses one whose `detail.eventId` is not its key, or consumers would
+    /// dedupe it under another event's id.
+    pub fn valid_event(&self) -> Result<UserEvent, ContractError> {
+        let event = self.event()?;
+        if event.detail.event_id != Some(self.event_id) {
+            return Err(ContractError::Invalid {
+                field: "eventId",
+                reason: "differs between the item key and its detail",
+            });
+        }
+        Ok(event)
+    }
+
     /// Decodes and checks the contract in one step, as the relay does.
     pub fn decode_valid(item: serde_dynamo::Item) -> Result<Self, DecodeError> {
         let record = Self::from_item(item)?;
-        let event = record.event()?;
-        if event.detail.event_id != Some(record.event_id) {
-            return Err(DecodeError::Contract(ContractError::Invalid {
-                field: "eventId",
-                reason: "differs between the item key and its detail",
-            }));
-        }
+        record.valid_event()?;
         Ok(record)
     }
 

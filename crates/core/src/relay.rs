@@ -528,7 +528,7 @@ pub fn validate_records(records: Vec<OutboxRecord>) -> (Vec<Candidate>, Vec<Pois
     let mut candidates = Vec::new();
     let mut poison = Vec::new();
     for (position, record) in records.into_iter().enumerate() {
-        match record.event() {
+        match record.valid_event() {
             Ok(_) => candidates.push(Candidate {
                 position,
                 sequence_number: None,
@@ -564,6 +564,38 @@ mod tests {
             detail: "{}".to_owned(),
             trace_header: None,
         }
+    }
+
+    #[test]
+    fn a_read_item_whose_detail_names_another_event_is_poison_not_a_candidate() {
+        let event = |uid: &str| {
+            UserEvent::new(
+                UserAction::SignedIn,
+                UserId::parse(uid).expect("valid"),
+                Email::parse(format!("{uid}@example.com")).expect("valid"),
+                Timestamp::now(),
+            )
+        };
+        let record = |event: &UserEvent| {
+            OutboxRecord::new(event, Timestamp::now(), crate::outbox::DEFAULT_TTL, None)
+        };
+        let good = record(&event("ada"));
+        let mut mismatched = record(&event("bob"));
+        mismatched.detail = record(&event("eve")).detail;
+
+        let (candidates, poison) = validate_records(vec![good.clone(), mismatched.clone()]);
+
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates[0].record, good);
+        assert_eq!(poison.len(), 1);
+        assert_eq!(poison[0].position, 1);
+        assert_eq!(poison[0].event_id, Some(mismatched.event_id));
+        assert_eq!(poison[0].error_code, codes::CONTRACT_INVALID);
+        assert!(
+            poison[0].message.contains("eventId"),
+            "{}",
+            poison[0].message
+        );
     }
 
     async fn put_one_failing_with(code: &str) -> PortError {
