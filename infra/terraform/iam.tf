@@ -193,9 +193,11 @@ data "aws_iam_policy_document" "outbox_relay" {
     resources = [aws_dynamodb_table.outbox.stream_arn]
   }
 
+  # Marking is a conditional update; the relay never reads an item back
+  # (only outboxctl, which runs as an operator, calls GetItem).
   statement {
     sid       = "MarkPublished"
-    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]
+    actions   = ["dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.outbox.arn]
   }
 
@@ -235,19 +237,20 @@ resource "aws_iam_role" "user_profile" {
 data "aws_iam_policy_document" "user_profile" {
   source_policy_documents = [data.aws_iam_policy_document.lambda_basics["user_profile"].json]
 
-  # Transactions are authorised per item action; no reads are needed because
-  # every merge is a condition expression.
+  # One TransactWriteItems per event (crates/aws/src/profile.rs), authorised
+  # per item action: a conditional Put of the idempotency record and a
+  # conditional Update of the user. No reads and no ConditionCheck items,
+  # because every merge is a condition expression on those two writes.
   statement {
-    sid = "ConditionalProfileWrites"
-    actions = [
-      "dynamodb:UpdateItem",
-      "dynamodb:PutItem",
-      "dynamodb:ConditionCheckItem",
-    ]
-    resources = [
-      aws_dynamodb_table.users.arn,
-      aws_dynamodb_table.processed_events.arn,
-    ]
+    sid       = "RecordProcessedEvent"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.processed_events.arn]
+  }
+
+  statement {
+    sid       = "UpdateUser"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.users.arn]
   }
 
   # The async on-failure destination is written with this role.

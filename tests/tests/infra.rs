@@ -681,25 +681,23 @@ fn needs(function: &str) -> BTreeSet<Grant> {
                 ],
                 OUTBOX_STREAM_ARN,
             ),
-            (&["dynamodb:UpdateItem", "dynamodb:GetItem"], OUTBOX_ARN),
+            // Marking only: GetItem is outboxctl's, which is no Lambda.
+            (&["dynamodb:UpdateItem"], OUTBOX_ARN),
             (&["dynamodb:Query"], &pending_index),
             (&["events:PutEvents"], BUS_ARN),
             (&["sqs:SendMessage"], DLQ_ARN),
         ],
-        // Transactions are authorised per item action.
-        "user_profile" => {
-            const WRITES: &[&str] = &[
-                "dynamodb:UpdateItem",
-                "dynamodb:PutItem",
-                "dynamodb:ConditionCheckItem",
-            ];
-            vec![
-                (WRITES, "aws_dynamodb_table.users.arn"),
-                (WRITES, "aws_dynamodb_table.processed_events.arn"),
-                // The async on-failure destination is written with the role.
-                (&["sqs:SendMessage"], DLQ_ARN),
-            ]
-        }
+        // One transaction, authorised per item action (crates/aws/src/
+        // profile.rs): a Put on processed-events, an Update on users.
+        "user_profile" => vec![
+            (
+                &["dynamodb:PutItem"],
+                "aws_dynamodb_table.processed_events.arn",
+            ),
+            (&["dynamodb:UpdateItem"], "aws_dynamodb_table.users.arn"),
+            // The async on-failure destination is written with the role.
+            (&["sqs:SendMessage"], DLQ_ARN),
+        ],
         other => panic!("no needs written down for {other}"),
     };
     let every_function: [(&[&str], &str); 3] = [
@@ -828,6 +826,18 @@ impl Policy {
             }
             if text_at(statement, "effect").is_some_and(|effect| effect != "Allow") {
                 continue;
+            }
+            // One statement per resource, so each grant reads on its own.
+            let named: BTreeSet<String> = elements_at(statement, "resources")
+                .iter()
+                .filter_map(|resource| named_resource(&bind(text(resource))))
+                .collect();
+            if named.len() > 1 {
+                self.problems.push(format!(
+                    "statement {sid:?} names {} resources ({}); write one statement per resource",
+                    named.len(),
+                    named.into_iter().collect::<Vec<_>>().join(", "),
+                ));
             }
             for action in elements_at(statement, "actions") {
                 for resource in elements_at(statement, "resources") {
@@ -1022,8 +1032,10 @@ resource "aws_cloudwatch_metric_alarm" "relay_iterator_age" {
     Breakage {
         name: "relay granted dynamodb:*",
         file: "iam.tf",
-        find: r#"    actions   = ["dynamodb:UpdateItem", "dynamodb:GetItem"]"#,
-        replace: r#"    actions   = ["dynamodb:*"]"#,
+        find: r#"    sid       = "MarkPublished"
+    actions   = ["dynamodb:UpdateItem"]"#,
+        replace: r#"    sid       = "MarkPublished"
+    actions   = ["dynamodb:*"]"#,
     },
     // The profile function may write the outbox, which it has no business
     // touching: another function's table in its policy.
@@ -1039,6 +1051,16 @@ resource "aws_cloudwatch_metric_alarm" "relay_iterator_age" {
 
   # The async on-failure destination is written with this role.
 "#,
+    },
+    // The users update folded into a statement for both profile tables: an
+    // Update on processed-events the code never makes.
+    Breakage {
+        name: "user_profile updates both tables",
+        file: "iam.tf",
+        find: r#"    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.users.arn]"#,
+        replace: r#"    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.users.arn, aws_dynamodb_table.processed_events.arn]"#,
     },
 ];
 
@@ -1149,7 +1171,9 @@ fn the_broken_copy_fails_the_policy_check_on_exactly_its_breakages() {
         policy_violations(BrokenCopy::new().path()),
         [
             "outbox_relay: grants dynamodb:* on aws_dynamodb_table.outbox.arn, which its code does not call",
+            "user_profile: statement \"UpdateUser\" names 2 resources (aws_dynamodb_table.processed_events, aws_dynamodb_table.users); write one statement per resource",
             "user_profile: grants dynamodb:PutItem on aws_dynamodb_table.outbox.arn, which its code does not call",
+            "user_profile: grants dynamodb:UpdateItem on aws_dynamodb_table.processed_events.arn, which its code does not call",
             "user_profile: mentions aws_dynamodb_table.outbox, which only other functions use",
         ]
     );
