@@ -4,6 +4,46 @@ resource "aws_cloudwatch_event_bus" "auth" {
 
 # Lets a subscriber added later replay history, and is the last resort if an
 # event was published but every consumer path failed.
+# Nobody but the two publishers (and the SRE's redrive role, which
+# `outboxctl redrive` runs as) may put the contract's events on this bus,
+# whatever their own IAM policy allows: a consumer must be able to trust
+# that an interview-companion.auth event came from the exchange or relay.
+data "aws_iam_policy_document" "bus" {
+  statement {
+    sid       = "OnlyPublishersSendAuthEvents"
+    effect    = "Deny"
+    actions   = ["events:PutEvents"]
+    resources = [aws_cloudwatch_event_bus.auth.arn]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = [local.event_source]
+    }
+
+    # aws:PrincipalArn is the role's ARN for a session of that role; ArnNotLike
+    # lets a redrive principal be given with a wildcard (SSO role paths).
+    condition {
+      test     = "ArnNotLike"
+      variable = "aws:PrincipalArn"
+      values = concat(
+        [aws_iam_role.auth_exchange.arn, aws_iam_role.outbox_relay.arn],
+        var.redrive_principal_arns,
+      )
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_bus_policy" "auth" {
+  event_bus_name = aws_cloudwatch_event_bus.auth.name
+  policy         = data.aws_iam_policy_document.bus.json
+}
+
 resource "aws_cloudwatch_event_archive" "auth" {
   name             = "${var.prefix}auth-events"
   description      = "Every auth event published on ${aws_cloudwatch_event_bus.auth.name}."

@@ -157,6 +157,14 @@ data "aws_iam_policy_document" "auth_exchange" {
     sid       = "PublishDirectly"
     actions   = ["events:PutEvents"]
     resources = [aws_cloudwatch_event_bus.auth.arn]
+
+    # Only the contract's own events: the bus policy denies this source to
+    # everyone else, and this role may publish nothing else.
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = [local.event_source]
+    }
   }
 
   statement {
@@ -211,6 +219,14 @@ data "aws_iam_policy_document" "outbox_relay" {
     sid       = "Publish"
     actions   = ["events:PutEvents"]
     resources = [aws_cloudwatch_event_bus.auth.arn]
+
+    # Only the contract's own events: the bus policy denies this source to
+    # everyone else, and this role may publish nothing else.
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = [local.event_source]
+    }
   }
 
   # The relay's own dead letters and the stream mapping's on-failure records.
@@ -275,8 +291,10 @@ locals {
 }
 
 # Only the token exchange can assume this role, and only while naming the
-# Firebase user as source identity, so every API call the app makes is
-# attributable in CloudTrail.
+# Firebase user as source identity and tagging the session with exactly one
+# tag, userId (auth_exchange::credentials::USER_ID_TAG), so every API call
+# the app makes is attributable in CloudTrail and the app role's policies can
+# scope data to ${aws:PrincipalTag/userId}.
 data "aws_iam_policy_document" "app_assume" {
   statement {
     sid     = "TokenExchange"
@@ -291,6 +309,18 @@ data "aws_iam_policy_document" "app_assume" {
       test     = "Null"
       variable = "sts:SourceIdentity"
       values   = ["false"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "aws:RequestTag/userId"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["userId"]
     }
   }
 }

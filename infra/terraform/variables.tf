@@ -130,3 +130,9 @@ variable "allowed_tenants" {
   type        = string
   default     = ""
 }
+
+variable "redrive_principal_arns" {
+  description = "IAM principals (role ARNs, wildcards allowed) besides the exchange and relay that may put interview-companion.auth events on the bus: the role the SRE runs `outboxctl redrive` as. Empty means nobody else."
+  type        = list(string)
+  default     = []
+}

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use auth_events_aws::migrate::{KeyAttribute, TableMigration, desired_tables};
+use auth_events_core::contract::SOURCE;
 use auth_events_core::outbox::PENDING_INDEX;
+use auth_exchange::credentials::USER_ID_TAG;
 use hcl::format::{Format, Formatter};
 use hcl::{Attribute, Block, Body, Expression, ObjectKey, TraversalOperator};
 use outbox_relay::metrics::{NAMESPACE, OLDEST_PENDING_AGE};
@@ -105,6 +107,16 @@ impl Terraform {
     fn named(&self, block_type: &str, kind: &str, name: &str) -> Option<&Body> {
         self.labelled(block_type, kind)
             .find_map(|(found, body)| (found == name).then_some(body))
+    }
+
+    /// A one-label block such as `variable "prefix"`.
+    fn named_block(&self, block_type: &str, name: &str) -> Option<&Body> {
+        self.blocks.iter().find_map(|block| match block.labels() {
+            [label] if block.identifier() == block_type && label.as_str() == name => {
+                Some(block.body())
+            }
+            _ => None,
+        })
     }
 
     fn local(&self, name: &str) -> Option<&Expression> {
@@ -924,6 +936,202 @@ fn policy_violations(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+// --- 4. who may publish the contract's events --------------------------------
+
+/// A statement's condition as `(test, variable, values)`, each value as
+/// source text with `local.` references followed and `concat(...)` and
+/// lists flattened, so `[local.event_source]` reads as the source itself.
+type Condition = (String, String, Vec<String>);
+
+fn values(terraform: &Terraform, expr: &Expression) -> Vec<String> {
+    match terraform.resolve(expr) {
+        Expression::FuncCall(call) if call.name.name.as_str() == "concat" => call
+            .args
+            .iter()
+            .flat_map(|arg| values(terraform, arg))
+            .collect(),
+        Expression::Array(items) => items
+            .iter()
+            .flat_map(|item| values(terraform, item))
+            .collect(),
+        other => vec![text(other)],
+    }
+}
+
+fn conditions(terraform: &Terraform, statement: &Body) -> Vec<Condition> {
+    blocks(statement, "condition")
+        .map(|condition| {
+            (
+                text_at(condition, "test").unwrap_or_default(),
+                text_at(condition, "variable").unwrap_or_default(),
+                attr(condition, "values").map_or_else(Vec::new, |v| values(terraform, v)),
+            )
+        })
+        .collect()
+}
+
+/// Whether the statement has this condition, with exactly these values (in
+/// any order).
+fn has_condition(
+    terraform: &Terraform,
+    statement: &Body,
+    tests: &[&str],
+    variable: &str,
+    wanted: &[&str],
+) -> bool {
+    let wanted: BTreeSet<&str> = wanted.iter().copied().collect();
+    conditions(terraform, statement)
+        .iter()
+        .any(|(test, var, values)| {
+            tests.contains(&test.as_str())
+                && var == variable
+                && values.iter().map(String::as_str).collect::<BTreeSet<_>>() == wanted
+        })
+}
+
+fn grants_action(statement: &Body, action: &str) -> bool {
+    elements_at(statement, "actions")
+        .iter()
+        .any(|granted| wildcard_match(text(granted).as_bytes(), action.as_bytes()))
+}
+
+/// The functions that publish, and the only principals besides the
+/// redrive role the bus lets send the contract's source.
+const PUBLISHERS: [&str; 2] = ["auth_exchange", "outbox_relay"];
+const REDRIVE_PRINCIPALS: &str = "var.redrive_principal_arns";
+
+fn publishing_violations(dir: &Path) -> Vec<String> {
+    let terraform = Terraform::load(dir);
+    let mut violations = Vec::new();
+    let source = terraform.local("event_source").map(text);
+    if source.as_deref() != Some(SOURCE) {
+        violations.push(format!(
+            "local.event_source is {}, the contract's SOURCE is {SOURCE}",
+            source.as_deref().unwrap_or("unset")
+        ));
+    }
+    // Each publisher's own grant is limited to the contract's source.
+    for function in PUBLISHERS {
+        let Some(document) = terraform.data("aws_iam_policy_document", function) else {
+            continue; // the policy check reports the missing document
+        };
+        for statement in blocks(document, "statement") {
+            if grants_action(statement, "events:PutEvents")
+                && !has_condition(
+                    &terraform,
+                    statement,
+                    &["StringEquals"],
+                    "events:source",
+                    &[SOURCE],
+                )
+            {
+                violations.push(format!(
+                    "{function}: statement {:?} grants events:PutEvents without events:source = {SOURCE}",
+                    text_at(statement, "sid").unwrap_or_default()
+                ));
+            }
+        }
+    }
+    // The bus denies the source to everyone else.
+    let bus_name = "aws_cloudwatch_event_bus.auth.name";
+    let policy = terraform
+        .resources("aws_cloudwatch_event_bus_policy")
+        .find(|(_, body)| text_at(body, "event_bus_name").as_deref() == Some(bus_name))
+        .and_then(|(_, body)| reference(attr(body, "policy")?))
+        .and_then(|r| match r.names.as_slice() {
+            [data, kind, name, json] if data == "data" && json == "json" => {
+                terraform.data(kind, name)
+            }
+            _ => None,
+        });
+    let allowed: Vec<String> = PUBLISHERS
+        .iter()
+        .map(|function| format!("aws_iam_role.{function}.arn"))
+        .chain(once(REDRIVE_PRINCIPALS.to_owned()))
+        .collect();
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let denies = policy.is_some_and(|document| {
+        blocks(document, "statement").any(|statement| {
+            text_at(statement, "effect").as_deref() == Some("Deny")
+                && grants_action(statement, "events:PutEvents")
+                && elements_at(statement, "resources")
+                    .iter()
+                    .any(|resource| text(resource) == BUS_ARN)
+                && blocks(statement, "principals").any(|principals| {
+                    text_at(principals, "identifiers").as_deref() == Some(r#"["*"]"#)
+                })
+                && has_condition(
+                    &terraform,
+                    statement,
+                    &["StringEquals"],
+                    "events:source",
+                    &[SOURCE],
+                )
+                && has_condition(
+                    &terraform,
+                    statement,
+                    &["ArnNotEquals", "ArnNotLike"],
+                    "aws:PrincipalArn",
+                    &allowed,
+                )
+        })
+    });
+    if !denies {
+        violations.push(format!(
+            "no aws_cloudwatch_event_bus_policy on {bus_name} denies events:PutEvents of {SOURCE} \
+             to every principal but {}",
+            allowed.join(", ")
+        ));
+    }
+    let variable = terraform.named_block("variable", "redrive_principal_arns");
+    let shape = variable.map(|body| (text_at(body, "type"), text_at(body, "default")));
+    if shape != Some((Some("list(string)".to_owned()), Some("[]".to_owned()))) {
+        violations.push(format!(
+            "{REDRIVE_PRINCIPALS} is not declared as list(string) with default []"
+        ));
+    }
+    violations
+}
+
+/// The app role trusts only the exchange, and only for a session that
+/// names its user and carries exactly the user's tag.
+fn trust_violations(dir: &Path) -> Vec<String> {
+    let terraform = Terraform::load(dir);
+    let Some(document) = terraform.data("aws_iam_policy_document", "app_assume") else {
+        return vec!["no data.aws_iam_policy_document.app_assume".to_owned()];
+    };
+    let request_tag = format!("aws:RequestTag/{USER_ID_TAG}");
+    let mut violations = Vec::new();
+    for statement in blocks(document, "statement") {
+        let sid = text_at(statement, "sid").unwrap_or_default();
+        if !["sts:AssumeRole", "sts:TagSession"]
+            .iter()
+            .any(|action| grants_action(statement, action))
+        {
+            continue;
+        }
+        let tagged = has_condition(&terraform, statement, &["Null"], &request_tag, &["false"])
+            || has_condition(&terraform, statement, &["StringLike"], &request_tag, &["*"]);
+        if !tagged {
+            violations.push(format!(
+                "app_assume: statement {sid:?} does not require {request_tag}"
+            ));
+        }
+        if !has_condition(
+            &terraform,
+            statement,
+            &["ForAllValues:StringEquals"],
+            "aws:TagKeys",
+            &[USER_ID_TAG],
+        ) {
+            violations.push(format!(
+                "app_assume: statement {sid:?} does not pin aws:TagKeys to [{USER_ID_TAG}]"
+            ));
+        }
+    }
+    violations
+}
+
 // --- the tests ---------------------------------------------------------------
 
 fn infra() -> PathBuf {
@@ -1062,6 +1270,44 @@ resource "aws_cloudwatch_metric_alarm" "relay_iterator_age" {
         replace: r#"    actions   = ["dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.users.arn, aws_dynamodb_table.processed_events.arn]"#,
     },
+    // The relay may publish any source: a bug in it could impersonate
+    // another producer on the bus.
+    Breakage {
+        name: "relay publishes any source",
+        file: "iam.tf",
+        find: r#"    sid       = "Publish"
+    actions   = ["events:PutEvents"]
+    resources = [aws_cloudwatch_event_bus.auth.arn]
+
+    # Only the contract's own events: the bus policy denies this source to
+    # everyone else, and this role may publish nothing else.
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = [local.event_source]
+    }
+"#,
+        replace: r#"    sid       = "Publish"
+    actions   = ["events:PutEvents"]
+    resources = [aws_cloudwatch_event_bus.auth.arn]
+"#,
+    },
+    // The profile function's role joins the publishers in the bus policy.
+    Breakage {
+        name: "bus lets user_profile publish auth events",
+        file: "bus.tf",
+        find: "[aws_iam_role.auth_exchange.arn, aws_iam_role.outbox_relay.arn],",
+        replace: "[aws_iam_role.auth_exchange.arn, aws_iam_role.outbox_relay.arn, aws_iam_role.user_profile.arn],",
+    },
+    // The trust policy lets the exchange add any tag keys it likes.
+    Breakage {
+        name: "app trust policy accepts any tag keys",
+        file: "iam.tf",
+        find: r#"      variable = "aws:TagKeys"
+      values   = ["userId"]"#,
+        replace: r#"      variable = "aws:TagKeys"
+      values   = ["userId", "*"]"#,
+    },
 ];
 
 /// A copy of `infra/terraform` with `BREAKAGES` applied, in a fresh
@@ -1176,5 +1422,36 @@ fn the_broken_copy_fails_the_policy_check_on_exactly_its_breakages() {
             "user_profile: grants dynamodb:UpdateItem on aws_dynamodb_table.processed_events.arn, which its code does not call",
             "user_profile: mentions aws_dynamodb_table.outbox, which only other functions use",
         ]
+    );
+}
+
+#[test]
+fn only_the_publishers_may_send_the_contracts_events() {
+    assert_eq!(publishing_violations(&infra()), Vec::<String>::new());
+}
+
+#[test]
+fn the_app_role_trusts_only_sessions_tagged_with_the_user() {
+    assert_eq!(trust_violations(&infra()), Vec::<String>::new());
+}
+
+#[test]
+fn the_broken_copy_fails_the_publishing_check_on_exactly_its_breakages() {
+    assert_eq!(
+        publishing_violations(BrokenCopy::new().path()),
+        [
+            "outbox_relay: statement \"Publish\" grants events:PutEvents without events:source = interview-companion.auth",
+            "no aws_cloudwatch_event_bus_policy on aws_cloudwatch_event_bus.auth.name denies events:PutEvents of \
+             interview-companion.auth to every principal but aws_iam_role.auth_exchange.arn, \
+             aws_iam_role.outbox_relay.arn, var.redrive_principal_arns",
+        ]
+    );
+}
+
+#[test]
+fn the_broken_copy_fails_the_trust_check_on_exactly_its_breakages() {
+    assert_eq!(
+        trust_violations(BrokenCopy::new().path()),
+        ["app_assume: statement \"TokenExchange\" does not pin aws:TagKeys to [userId]"]
     );
 }
