@@ -1,5 +1,8 @@
+# Events hold users' e-mail addresses: bus and archive are under the
+# stack's key (its policy lets EventBridge use it for this bus only).
 resource "aws_cloudwatch_event_bus" "auth" {
-  name = "${var.prefix}auth-events"
+  name               = local.bus_name
+  kms_key_identifier = aws_kms_key.events.arn
 }
 
 # Lets a subscriber added later replay history, and is the last resort if an
@@ -45,10 +48,11 @@ resource "aws_cloudwatch_event_bus_policy" "auth" {
 }
 
 resource "aws_cloudwatch_event_archive" "auth" {
-  name             = "${var.prefix}auth-events"
-  description      = "Every auth event published on ${aws_cloudwatch_event_bus.auth.name}."
-  event_source_arn = aws_cloudwatch_event_bus.auth.arn
-  retention_days   = 30
+  name               = local.bus_name
+  description        = "Every auth event published on ${aws_cloudwatch_event_bus.auth.name}."
+  event_source_arn   = aws_cloudwatch_event_bus.auth.arn
+  retention_days     = 30
+  kms_key_identifier = aws_kms_key.events.arn
 
   event_pattern = jsonencode({
     source = [local.event_source]

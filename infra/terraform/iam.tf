@@ -61,9 +61,12 @@ data "aws_iam_policy_document" "kms" {
     }
   }
 
-  # EventBridge writes the target's dead letters to the encrypted DLQ.
+  # EventBridge encrypts the bus's events and its archive under this key,
+  # decrypts them to deliver to the rule's target and writes the target's
+  # dead letters to the encrypted DLQ. The ARNs are spelled out because the
+  # bus and archive themselves depend on this key.
   statement {
-    sid       = "EventBridgeTargetDeadLetters"
+    sid       = "EventBridgeForThisBus"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = ["*"]
 
@@ -73,9 +76,13 @@ data "aws_iam_policy_document" "kms" {
     }
 
     condition {
-      test     = "ArnEquals"
+      test     = "ArnLike"
       variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.user_signed_in.arn]
+      values = [
+        "arn:${local.partition}:events:${var.region}:${local.account_id}:event-bus/${local.bus_name}",
+        "arn:${local.partition}:events:${var.region}:${local.account_id}:archive/${local.bus_name}",
+        "arn:${local.partition}:events:${var.region}:${local.account_id}:rule/${local.bus_name}/*",
+      ]
     }
   }
 
@@ -128,13 +135,11 @@ data "aws_iam_policy_document" "lambda_basics" {
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"]
   }
-
-  statement {
-    sid       = "DataKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.events.arn]
-  }
 }
+
+# Each function's own document grants the stack's key only through the
+# services that function calls (kms:ViaService), plus Lambda itself, which
+# decrypts the function's environment with the function's role.
 
 # --- auth-exchange -----------------------------------------------------------
 
@@ -171,6 +176,23 @@ data "aws_iam_policy_document" "auth_exchange" {
     sid       = "IssueAppCredentials"
     actions   = ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
     resources = [local.app_role_arn]
+  }
+
+  # The stack's key, only as used through the outbox table, the bus and its own environment.
+  statement {
+    sid       = "DataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.events.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values = [
+        "dynamodb.${var.region}.amazonaws.com",
+        "events.${var.region}.amazonaws.com",
+        "lambda.${var.region}.amazonaws.com",
+      ]
+    }
   }
 }
 
@@ -235,6 +257,25 @@ data "aws_iam_policy_document" "outbox_relay" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dlq.arn]
   }
+
+  # The stack's key, only as used through the outbox table and stream, the bus, the DLQ and its own
+  # environment.
+  statement {
+    sid       = "DataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.events.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values = [
+        "dynamodb.${var.region}.amazonaws.com",
+        "events.${var.region}.amazonaws.com",
+        "sqs.${var.region}.amazonaws.com",
+        "lambda.${var.region}.amazonaws.com",
+      ]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "outbox_relay" {
@@ -274,6 +315,23 @@ data "aws_iam_policy_document" "user_profile" {
     sid       = "DeadLetter"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dlq.arn]
+  }
+
+  # The stack's key, only as used through the profile tables, the DLQ and its own environment.
+  statement {
+    sid       = "DataKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.events.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values = [
+        "dynamodb.${var.region}.amazonaws.com",
+        "sqs.${var.region}.amazonaws.com",
+        "lambda.${var.region}.amazonaws.com",
+      ]
+    }
   }
 }
 

@@ -4,9 +4,10 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # logging_config on Lambda, deletion protection on DynamoDB and KMS
-      # rotation settings all need a 5.x release from 2024 on.
-      version = "~> 5.50"
+      # kms_key_identifier on the event bus and, above all, on the event
+      # archive needs a 6.x release (logging_config on Lambda, deletion
+      # protection on DynamoDB and KMS rotation settings came in 5.x).
+      version = "~> 6.2"
     }
   }
 }
@@ -39,5 +40,6 @@ locals {
   }
 
   event_source        = "interview-companion.auth"
+  bus_name            = "${var.prefix}auth-events"
   api_access_log_name = "/aws/apigateway/${var.prefix}auth-exchange"
 }

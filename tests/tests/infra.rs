@@ -36,6 +36,7 @@ const DLQ_ARN: &str = "aws_sqs_queue.dlq.arn";
 const OUTBOX_ARN: &str = "aws_dynamodb_table.outbox.arn";
 const OUTBOX_STREAM_ARN: &str = "aws_dynamodb_table.outbox.stream_arn";
 const BUS_ARN: &str = "aws_cloudwatch_event_bus.auth.arn";
+const KEY_ARN: &str = "aws_kms_key.events.arn";
 
 /// The functions, by their Terraform names: each has a function, a role and
 /// a policy document of that name.
@@ -498,6 +499,17 @@ const WIRING: &[Wiring] = &[
         kind: "aws_cloudwatch_log_group",
         select: None,
         rules: &[set("retention_in_days")],
+    },
+    // Events carry users' e-mail addresses, on the bus and in its archive.
+    Wiring {
+        kind: "aws_cloudwatch_event_bus",
+        select: None,
+        rules: &[is("kms_key_identifier", KEY_ARN)],
+    },
+    Wiring {
+        kind: "aws_cloudwatch_event_archive",
+        select: None,
+        rules: &[is("kms_key_identifier", KEY_ARN)],
     },
     Wiring {
         kind: "aws_lambda_function",
@@ -1132,6 +1144,96 @@ fn trust_violations(dir: &Path) -> Vec<String> {
     violations
 }
 
+// --- 5. the key, only through the services that use it ------------------------
+
+/// The services each function reaches the stack's key through: the tables
+/// and stream (DynamoDB), the bus (EventBridge), the DLQ (SQS) and its own
+/// environment (Lambda, with the function's role).
+fn key_services(function: &str) -> &'static [&'static str] {
+    match function {
+        "auth_exchange" => &["dynamodb", "events", "lambda"],
+        "outbox_relay" => &["dynamodb", "events", "sqs", "lambda"],
+        "user_profile" => &["dynamodb", "sqs", "lambda"],
+        other => panic!("no key services written down for {other}"),
+    }
+}
+
+/// A function's document and the documents it merges.
+fn documents<'a>(terraform: &'a Terraform, function: &str) -> Vec<&'a Body> {
+    let Some(document) = terraform.data("aws_iam_policy_document", function) else {
+        return Vec::new();
+    };
+    let merged = ["source_policy_documents", "override_policy_documents"]
+        .into_iter()
+        .flat_map(|key| elements_at(document, key))
+        .filter_map(|source| {
+            reference(source).and_then(|r| match r.names.as_slice() {
+                [data, kind, name, _] if data == "data" => terraform.data(kind, name),
+                _ => None,
+            })
+        });
+    once(document).chain(merged).collect()
+}
+
+fn kms_violations(dir: &Path) -> Vec<String> {
+    let terraform = Terraform::load(dir);
+    let mut violations = Vec::new();
+    for function in FUNCTIONS {
+        let wanted: Vec<String> = key_services(function)
+            .iter()
+            .map(|service| format!("{service}.${{var.region}}.amazonaws.com"))
+            .collect();
+        let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        for statement in documents(&terraform, function)
+            .into_iter()
+            .flat_map(|document| blocks(document, "statement"))
+        {
+            let grants_key = elements_at(statement, "actions")
+                .iter()
+                .any(|action| text(action).starts_with("kms:"));
+            if grants_key
+                && !has_condition(
+                    &terraform,
+                    statement,
+                    &["StringEquals"],
+                    "kms:ViaService",
+                    &wanted,
+                )
+            {
+                violations.push(format!(
+                    "{function}: statement {:?} grants the key without kms:ViaService = {}",
+                    text_at(statement, "sid").unwrap_or_default(),
+                    wanted.join(", "),
+                ));
+            }
+        }
+    }
+    // EventBridge encrypts the bus and archive with the key, for this stack only.
+    let events_may_use_key = terraform
+        .data("aws_iam_policy_document", "kms")
+        .is_some_and(|policy| {
+            blocks(policy, "statement").any(|statement| {
+                blocks(statement, "principals").any(|principals| {
+                    text_at(principals, "identifiers").as_deref()
+                        == Some(r#"["events.amazonaws.com"]"#)
+                }) && grants_action(statement, "kms:GenerateDataKey")
+                    && conditions(&terraform, statement)
+                        .iter()
+                        .any(|(_, variable, values)| {
+                            ["aws:SourceArn", "kms:ViaService"].contains(&variable.as_str())
+                                && !values.is_empty()
+                        })
+            })
+        });
+    if !events_may_use_key {
+        violations.push(
+            "the key policy does not let events.amazonaws.com use the key for this stack's bus"
+                .to_owned(),
+        );
+    }
+    violations
+}
+
 // --- the tests ---------------------------------------------------------------
 
 fn infra() -> PathBuf {
@@ -1308,6 +1410,24 @@ resource "aws_cloudwatch_metric_alarm" "relay_iterator_age" {
         replace: r#"      variable = "aws:TagKeys"
       values   = ["userId", "*"]"#,
     },
+    // The relay's key grant no longer names the services it goes through.
+    Breakage {
+        name: "relay may use the key directly",
+        file: "iam.tf",
+        find: r#"        "dynamodb.${var.region}.amazonaws.com",
+        "events.${var.region}.amazonaws.com",
+        "sqs.${var.region}.amazonaws.com","#,
+        replace: r#"        "dynamodb.${var.region}.amazonaws.com",
+        "events.${var.region}.amazonaws.com",
+        "kms.${var.region}.amazonaws.com","#,
+    },
+    // The archive falls back to an AWS-owned key.
+    Breakage {
+        name: "archive not under the stack's key",
+        file: "bus.tf",
+        find: "  retention_days     = 30\n  kms_key_identifier = aws_kms_key.events.arn\n",
+        replace: "  retention_days     = 30\n",
+    },
 ];
 
 /// A copy of `infra/terraform` with `BREAKAGES` applied, in a fresh
@@ -1406,6 +1526,7 @@ fn the_broken_copy_fails_the_wiring_check_on_exactly_its_breakages() {
             "aws_lambda_event_source_mapping.outbox_stream: bisect_batch_on_function_error is unset, want true",
             "aws_cloudwatch_event_target.user_profile: dead_letter_config.arn is unset, want aws_sqs_queue.dlq.arn",
             "aws_cloudwatch_metric_alarm.relay_errors: alarm_actions is unset, want a value (not -1, not [])",
+            "aws_cloudwatch_event_archive.auth: kms_key_identifier is unset, want aws_kms_key.events.arn",
             "no aws_cloudwatch_metric_alarm watches relay iterator age (AWS/Lambda IteratorAge)",
         ]
     );
@@ -1453,5 +1574,22 @@ fn the_broken_copy_fails_the_trust_check_on_exactly_its_breakages() {
     assert_eq!(
         trust_violations(BrokenCopy::new().path()),
         ["app_assume: statement \"TokenExchange\" does not pin aws:TagKeys to [userId]"]
+    );
+}
+
+#[test]
+fn every_key_grant_names_the_services_that_use_the_key() {
+    assert_eq!(kms_violations(&infra()), Vec::<String>::new());
+}
+
+#[test]
+fn the_broken_copy_fails_the_key_check_on_exactly_its_breakages() {
+    assert_eq!(
+        kms_violations(BrokenCopy::new().path()),
+        [
+            "outbox_relay: statement \"DataKey\" grants the key without kms:ViaService = \
+             dynamodb.${var.region}.amazonaws.com, events.${var.region}.amazonaws.com, \
+             sqs.${var.region}.amazonaws.com, lambda.${var.region}.amazonaws.com",
+        ]
     );
 }
