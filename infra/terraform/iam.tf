@@ -67,7 +67,7 @@ data "aws_iam_policy_document" "kms" {
   # bus and archive themselves depend on this key.
   statement {
     sid       = "EventBridgeForThisBus"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:ReEncrypt*"]
     resources = ["*"]
 
     principals {
@@ -83,6 +83,19 @@ data "aws_iam_policy_document" "kms" {
         "arn:${local.partition}:events:${var.region}:${local.account_id}:archive/${local.bus_name}",
         "arn:${local.partition}:events:${var.region}:${local.account_id}:rule/${local.bus_name}/*",
       ]
+    }
+  }
+
+  # EventBridge checks the key is symmetric when a bus or archive is created
+  # with it; key metadata only, no data, as in AWS's example key policy.
+  statement {
+    sid       = "EventBridgeDescribesKey"
+    actions   = ["kms:DescribeKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
     }
   }
 
