@@ -191,7 +191,8 @@ data "aws_iam_policy_document" "auth_exchange" {
     resources = [local.app_role_arn]
   }
 
-  # The stack's key, only as used through the outbox table, the bus and its own environment.
+  # The stack's key, only as used through the outbox table, the bus and the
+  # function's own environment.
   statement {
     sid       = "DataKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -271,8 +272,8 @@ data "aws_iam_policy_document" "outbox_relay" {
     resources = [aws_sqs_queue.dlq.arn]
   }
 
-  # The stack's key, only as used through the outbox table and stream, the bus, the DLQ and its own
-  # environment.
+  # The stack's key, only as used through the outbox table and stream, the
+  # bus, the DLQ and the function's own environment.
   statement {
     sid       = "DataKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -330,7 +331,8 @@ data "aws_iam_policy_document" "user_profile" {
     resources = [aws_sqs_queue.dlq.arn]
   }
 
-  # The stack's key, only as used through the profile tables, the DLQ and its own environment.
+  # The stack's key, only as used through the profile tables, the DLQ and the
+  # function's own environment.
   statement {
     sid       = "DataKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
