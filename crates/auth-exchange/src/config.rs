@@ -28,12 +28,9 @@ pub struct Config {
     /// `EVENT_BUS_NAME`: the fallback when the outbox write fails.
     pub event_bus_name: String,
     /// `FIREBASE_CERTS_URL`: the x509 certificate map `{kid: PEM}`. Only
-    /// Google's, unless `ALLOW_DEV_CERTS_URL=true`.
+    /// Google's, unless the development switch `ALLOW_DEV_CERTS_URL=true`
+    /// (the local stack, tests), which also allows plain http on loopback.
     pub firebase_certs_url: String,
-    /// `ALLOW_DEV_CERTS_URL`: the development switch that lets another
-    /// certificate map decide which tokens are genuine (the local stack,
-    /// tests); it also allows plain http on loopback.
-    pub allow_dev_certs_url: bool,
     /// `ALLOWED_PROVIDERS`, `REQUIRE_VERIFIED_EMAIL`, `ALLOWED_TENANTS`.
     pub policy: SignInPolicy,
     /// `PII_HASH_KEY`: the per-deployment key of the e-mail hashes in logs.
@@ -139,7 +136,6 @@ impl Config {
             outbox_table,
             event_bus_name,
             firebase_certs_url,
-            allow_dev_certs_url,
             policy,
             pii_hash_key,
             outbox_write_budget,
@@ -188,7 +184,6 @@ mod tests {
     fn defaults_match_the_documented_values() {
         let config = Config::from_vars(&vars(&[])).expect("valid");
         assert_eq!(config.firebase_certs_url, DEFAULT_CERTS_URL);
-        assert!(!config.allow_dev_certs_url);
         assert_eq!(config.policy, SignInPolicy::default());
         assert_eq!(config.outbox_write_budget, Duration::from_millis(300));
         assert!(!config.outbox_required);
@@ -261,7 +256,6 @@ mod tests {
         ] {
             let config = Config::from_vars(&vars(&[dev, ("FIREBASE_CERTS_URL", url)])).expect(url);
             assert_eq!(config.firebase_certs_url, url);
-            assert!(config.allow_dev_certs_url);
         }
         for url in [
             "http://example.com/certs",

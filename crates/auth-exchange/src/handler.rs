@@ -259,9 +259,6 @@ where
     }
 }
 
-/// The token from `Authorization: Bearer`, else from the JSON body. No token
-/// at all is a 401 (an unauthenticated request); a body that is not our
-/// JSON is a 400.
 /// The client's `X-Amzn-Trace-Id`, when it is one PutEvents accepts. Any
 /// other value is dropped, not refused: the sign-in does not depend on it,
 /// and sent on it would make the bus refuse the whole request it rides in.
@@ -274,6 +271,9 @@ fn trace_header(headers: &HeaderMap) -> Option<String> {
     kept.map(str::to_owned)
 }
 
+/// The token from `Authorization: Bearer`, else from the JSON body. No token
+/// at all is a 401 (an unauthenticated request); a body that is not our
+/// JSON is a 400.
 fn bearer_token(request: &ApiGatewayV2httpRequest) -> Result<String, Refusal> {
     if let Some(value) = request.headers.get(header::AUTHORIZATION) {
         let not_bearer = || Refusal::invalid_token("authorization_not_bearer");

@@ -120,29 +120,19 @@ impl SignInPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::FirebaseInfo;
 
     fn claims(
         provider: Option<&str>,
         email: Option<&str>,
         verified: Option<bool>,
     ) -> FirebaseClaims {
-        FirebaseClaims {
-            sub: "u".to_owned(),
-            aud: "p".to_owned(),
-            iss: "https://securetoken.google.com/p".to_owned(),
-            exp: 0,
-            iat: 0,
-            auth_time: 0,
+        let mut claims = FirebaseClaims {
             email: email.map(str::to_owned),
             email_verified: verified,
-            name: None,
-            picture: None,
-            firebase: FirebaseInfo {
-                sign_in_provider: provider.map(str::to_owned),
-                tenant: None,
-            },
-        }
+            ..FirebaseClaims::of("u")
+        };
+        claims.firebase.sign_in_provider = provider.map(str::to_owned);
+        claims
     }
 
     fn policy(vars: &[(&str, &str)]) -> SignInPolicy {

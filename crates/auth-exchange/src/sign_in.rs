@@ -261,26 +261,17 @@ mod tests {
     use auth_events_core::contract::{Timestamp, UserId};
 
     use super::*;
-    use crate::verify::{FirebaseClaims, FirebaseInfo};
+    use crate::verify::FirebaseClaims;
 
     fn token(email: Option<&str>, name: Option<&str>, picture: Option<&str>) -> VerifiedToken {
         VerifiedToken {
             uid: UserId::parse("uid-1").expect("valid"),
             claims: FirebaseClaims {
-                sub: "uid-1".to_owned(),
-                aud: "p".to_owned(),
-                iss: "https://securetoken.google.com/p".to_owned(),
-                exp: 0,
-                iat: 0,
-                auth_time: 0,
                 email: email.map(str::to_owned),
                 email_verified: Some(true),
                 name: name.map(str::to_owned),
                 picture: picture.map(str::to_owned),
-                firebase: FirebaseInfo {
-                    sign_in_provider: Some("google.com".to_owned()),
-                    tenant: None,
-                },
+                ..FirebaseClaims::of("uid-1")
             },
         }
     }

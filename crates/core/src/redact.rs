@@ -54,29 +54,14 @@ impl fmt::Debug for PiiKey {
     }
 }
 
-/// The detail fields that hold personal data, and what each becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PersonalField {
-    /// Hashed with the key, or [`REDACTED`] without one.
-    Email,
-    /// Always [`REDACTED`].
-    Profile,
-}
-
-/// Which JSON field names of an event detail hold personal data.
-pub fn personal_field(name: &str) -> Option<PersonalField> {
-    match name {
-        "email" => Some(PersonalField::Email),
-        "displayName" | "photoURL" => Some(PersonalField::Profile),
+/// What the value of the detail field `name` becomes, if it holds personal
+/// data: an address its keyed hash ([`REDACTED`] without a key), a name or
+/// photo URL always [`REDACTED`].
+fn redacted(name: &str, value: &str, key: Option<&PiiKey>) -> Option<String> {
+    match (name, key) {
+        ("email", Some(key)) => Some(key.email_hash(value)),
+        ("email" | "displayName" | "photoURL", _) => Some(REDACTED.to_owned()),
         _ => None,
-    }
-}
-
-/// What `value`, found under a personal field of kind `field`, becomes.
-pub fn redacted_value(field: PersonalField, value: &str, key: Option<&PiiKey>) -> String {
-    match (field, key) {
-        (PersonalField::Email, Some(key)) => key.email_hash(value),
-        _ => REDACTED.to_owned(),
     }
 }
 
@@ -87,11 +72,10 @@ pub fn redact_json(value: &mut serde_json::Value, key: Option<&PiiKey>) {
     match value {
         Value::Object(map) => {
             for (name, inner) in map.iter_mut() {
-                match (personal_field(name), &*inner) {
-                    (Some(field), Value::String(text)) => {
-                        *inner = Value::String(redacted_value(field, text, key));
-                    }
-                    _ => redact_json(inner, key),
+                let replacement = inner.as_str().and_then(|text| redacted(name, text, key));
+                match replacement {
+                    Some(text) => *inner = Value::String(text),
+                    None => redact_json(inner, key),
                 }
             }
         }

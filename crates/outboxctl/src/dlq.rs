@@ -8,13 +8,13 @@ use anyhow::{Context, Result, bail};
 use auth_events_core::contract::Timestamp;
 use auth_events_core::dead_letter::{DeadLetter, DeadLetterKind};
 use auth_events_core::ports::OutboxStore;
-use auth_events_core::redact::PiiKey;
+use auth_events_core::redact::{PiiKey, redact_json};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{DeleteArgs, DlqArgs, DlqCommand, Global, ListArgs, ShowArgs};
 use crate::outbox::{OutboxView, WINDOW_LIMIT, outbox_table, pending_in_window, stream_window};
-use crate::output::{age, print_json, redact, redact_text, table, truncate};
+use crate::output::{age, print_json, redact_text, table, truncate};
 use crate::queue::{DlqMessage, PEEK_CAP};
 use crate::resources::Resources;
 
@@ -331,7 +331,7 @@ async fn show(global: &Global, resources: &Resources, args: &ShowArgs) -> Result
     }
     let mut body =
         serde_json::from_str(&message.body).unwrap_or_else(|_| Value::String(message.body.clone()));
-    redact(&mut body, key.as_ref());
+    redact_json(&mut body, key.as_ref());
     let view = ShowView {
         message: MessageView::of(message, now),
         body,
@@ -410,7 +410,7 @@ fn detail_rows(message: &DlqMessage, key: Option<&PiiKey>) -> Vec<(&'static str,
             }
             if let Some(image) = &letter.raw_image {
                 let mut image = image.clone();
-                redact(&mut image, key);
+                redact_json(&mut image, key);
                 rows.push(("raw image", image.to_string()));
             }
         }

@@ -60,18 +60,13 @@ pub fn truncate(text: &str, max: usize) -> String {
     short
 }
 
-/// `value` with its personal data replaced: e-mail addresses hashed with
-/// the deployment's key (`PII_HASH_KEY`), or redacted without one; names and
-/// photo URLs redacted. Nothing this tool prints carries them in clear.
-pub fn redact(value: &mut Value, key: Option<&PiiKey>) {
-    redact_json(value, key);
-}
-
-/// A JSON text with its personal data replaced; other text unchanged.
+/// A JSON text with its personal data replaced (`redact_json`: addresses
+/// hashed with `PII_HASH_KEY`, or redacted without it; names and photo URLs
+/// redacted); other text unchanged.
 pub fn redact_text(text: &str, key: Option<&PiiKey>) -> String {
     match serde_json::from_str::<Value>(text) {
         Ok(mut value) => {
-            redact(&mut value, key);
+            redact_json(&mut value, key);
             value.to_string()
         }
         Err(_) => text.to_owned(),
