@@ -166,6 +166,52 @@ async fn a_uid_sts_cannot_take_verbatim_gets_a_derived_session_name() {
     );
 }
 
+/// The AssumeRole parameters as AWS documents them: RoleSessionName and
+/// SourceIdentity `[\w+=,.@-]{2,64}`; a session tag value letters, digits,
+/// spaces and `_.:/=+-@`, at most 256 characters. moto checks none of them.
+fn aws_refusal(form: &[(String, String)]) -> Option<String> {
+    let name_ok = |v: &str| {
+        (2..=64).contains(&v.len())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+    };
+    let tag_ok = |v: &str| {
+        v.chars().count() <= 256
+            && v.chars()
+                .all(|c| c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c))
+    };
+    for (name, valid) in [
+        ("RoleSessionName", &name_ok as &dyn Fn(&str) -> bool),
+        ("SourceIdentity", &name_ok),
+        ("Tags.member.1.Value", &tag_ok),
+    ] {
+        let value = param(form, name).unwrap_or_default();
+        if !valid(value) {
+            return Some(format!("{name}={value:?}"));
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn uids_with_commas_slashes_spaces_or_non_ascii_send_an_assume_role_aws_accepts() {
+    let (url, sts) = start(200, ASSUMED.to_owned()).await;
+    let uids = ["a,b", "alice/../bob", "with space", "ünïcødé-üser", "uid-1"];
+    for odd in uids {
+        issuer(&url).issue(&uid(odd)).await.expect("credentials");
+    }
+    let requests = sts.requests.lock().expect("lock").clone();
+    assert_eq!(requests.len(), uids.len());
+    for (odd, form) in uids.iter().zip(&requests) {
+        assert_eq!(aws_refusal(form), None, "{odd:?}");
+        let tag = param(form, "Tags.member.1.Value").expect("tagged");
+        assert!(
+            !tag.contains('/') && !tag.contains(','),
+            "{odd:?} -> {tag:?}"
+        );
+    }
+}
+
 async fn classify(status: u16, code: &str) -> IssueError {
     let (url, _sts) = start(status, error_xml(code, "scripted failure")).await;
     issuer(&url)
