@@ -231,10 +231,17 @@ impl DevStack {
             &wiring.names.bus,
         )));
         let relay = Arc::new(relay_function(&wiring, Arc::clone(&bus), &options));
+        let pii_hash_key = load_or_create_pii_key()?;
         let tasks = vec![
             (
                 "http",
-                spawn_http(&wiring, listener, http_address, stopped.clone())?,
+                spawn_http(
+                    &wiring,
+                    listener,
+                    http_address,
+                    &pii_hash_key,
+                    stopped.clone(),
+                )?,
             ),
             (
                 "stream mapping",
@@ -264,7 +271,7 @@ impl DevStack {
             dlq_url,
             target_queue_url,
             bus,
-            pii_hash_key: load_or_create_pii_key()?,
+            pii_hash_key,
             stop,
             tasks,
             moto,
@@ -314,7 +321,11 @@ impl DevStack {
     }
 }
 
-fn exchange_function(wiring: &Wiring, http_address: SocketAddr) -> Result<ExchangeFunction> {
+fn exchange_function(
+    wiring: &Wiring,
+    http_address: SocketAddr,
+    pii_hash_key: &str,
+) -> Result<ExchangeFunction> {
     let (sdk, names) = (&wiring.sdk, &wiring.names);
     let vars = [
         ("FIREBASE_PROJECT_ID", DEV_PROJECT.to_owned()),
@@ -326,7 +337,7 @@ fn exchange_function(wiring: &Wiring, http_address: SocketAddr) -> Result<Exchan
             format!("http://{http_address}{CERTIFICATES_PATH}"),
         ),
         ("ALLOW_DEV_CERTS_URL", "true".to_owned()),
-        ("PII_HASH_KEY", load_or_create_pii_key()?),
+        ("PII_HASH_KEY", pii_hash_key.to_owned()),
     ];
     let config = auth_exchange::Config::from_vars(&vars)?;
     let keys = HttpKeySource::new(config.firebase_certs_url.clone(), CachePolicy::default())?;
@@ -353,10 +364,11 @@ fn spawn_http(
     wiring: &Wiring,
     listener: tokio::net::TcpListener,
     http_address: SocketAddr,
+    pii_hash_key: &str,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<JoinHandle<Result<()>>> {
     let signer = load_or_create_signer()?;
-    let exchange = Arc::new(exchange_function(wiring, http_address)?);
+    let exchange = Arc::new(exchange_function(wiring, http_address, pii_hash_key)?);
     let router = http::router(exchange, signer.certificate_router(CERTIFICATES_PATH));
     Ok(tokio::spawn(async move {
         axum::serve(listener, router)
