@@ -399,8 +399,6 @@ async fn every_token_failure_gets_the_same_body() {
     assert_eq!(bodies.len(), 1, "{bodies:?}");
 }
 
-// ------------------------------------------------------------ 400 / 405
-
 // ------------------------------------------------------------ 403s
 
 /// A genuine token the sign-in policy refuses: 403 with the refusal's
@@ -476,6 +474,8 @@ async fn an_unverified_email_signs_in_by_default_and_the_event_says_unverified()
     let records = stack.records();
     assert_eq!(detail(&records[0].detail)["emailVerified"], false);
 }
+
+// ------------------------------------------------------------ 400 / 405
 
 #[tokio::test]
 async fn a_malformed_body_gets_400_and_no_sts_call() {
