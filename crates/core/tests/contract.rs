@@ -44,6 +44,7 @@ prop_compose! {
         name in proptest::option::of("[A-Za-zéü漢][A-Za-z .'é漢-]{0,60}"),
         photo in proptest::option::of("[a-z0-9/._-]{1,80}"),
         provider in proptest::option::of("(google\\.com|password|github\\.com)"),
+        email_verified in proptest::option::of(proptest::bool::ANY),
     ) -> UserEvent {
         let mut event = UserEvent::new(
             UserAction::SignedIn,
@@ -54,6 +55,7 @@ prop_compose! {
         event.detail.display_name = name.map(|n| DisplayName::parse(n).expect("generated valid"));
         event.detail.photo_url = photo.map(|p| PhotoUrl::parse(format!("https://cdn.example.com/{p}")).expect("generated valid"));
         event.detail.provider = provider.map(|p| Provider::parse(p).expect("generated valid"));
+        event.detail.email_verified = email_verified;
         event
     }
 }
