@@ -72,6 +72,10 @@ fn start_moto(program: &str, args: impl Fn(u16) -> Vec<String>) -> String {
         .arg(script)
         .arg(&moto)
         .stdin(Stdio::null())
+        // Not the test's own output: a runner that waits for a test's
+        // pipes to close (nextest) would otherwise wait on the watchdog.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
             panic!(
@@ -238,17 +242,36 @@ impl Stack {
                 .send()
                 .await
                 .expect("receive from the queue");
-            for message in output.messages() {
+            let mut receipts = Vec::new();
+            for (index, message) in output.messages().iter().enumerate() {
                 bodies.extend(message.body().map(str::to_owned));
                 if let Some(handle) = message.receipt_handle() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .expect("delete the received message");
+                    receipts.push(
+                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(index.to_string())
+                            .receipt_handle(handle)
+                            .build()
+                            .expect("id and receipt handle are set"),
+                    );
                 }
+            }
+            // One request per received batch: on moto every request is
+            // slow, and a drain of 1,000 messages spent most of its minute
+            // on one DeleteMessage each.
+            if !receipts.is_empty() {
+                let deleted = self
+                    .sqs
+                    .delete_message_batch()
+                    .queue_url(queue_url)
+                    .set_entries(Some(receipts))
+                    .send()
+                    .await
+                    .expect("delete the received messages");
+                assert!(
+                    deleted.failed().is_empty(),
+                    "deleting received messages failed: {:?}",
+                    deleted.failed()
+                );
             }
         }
         bodies
