@@ -1,12 +1,13 @@
 # The two commands a newcomer needs are `make demo` and `make test`; both
-# set up what they need (a pinned moto server in .venv) on first use.
+# set up what they need (a pinned moto server in .venv) on first use. While
+# working, `make check` runs every test in a fraction of `make test`'s time.
 
 VENV      := .venv
 PYTHON    ?= python3
 STAMP     := $(VENV)/.installed
 CARGO     ?= cargo
 
-.PHONY: all demo dev test venv fmt fmt-check lint cargo-test infra-check package bench coldstart clean-venv
+.PHONY: all demo dev check test venv nextest fmt fmt-check lint cargo-test infra-check package hang-check bench coldstart clean-venv
 
 all: test
 
@@ -30,8 +31,12 @@ demo: venv
 dev: venv
 	$(CARGO) run --quiet -p local-stack -- dev
 
-## test: every check CI runs
-test: fmt-check lint cargo-test infra-check package
+## check: the inner loop: fmt, clippy -D warnings, every unit, property and
+## integration test (on one moto server it starts and stops) and doc tests
+check: fmt-check lint cargo-test
+
+## test: every check CI runs: `make check`, checkov and the Lambda packages
+test: check infra-check package
 
 fmt:
 	$(CARGO) fmt --all
@@ -42,10 +47,20 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## cargo-test: unit and integration tests; the integration tests start
-## (and stop) their own moto server from .venv
-cargo-test: venv
-	$(CARGO) test --workspace
+NEXTEST_VERSION := 0.9.143
+
+## nextest: cargo-nextest, installed (locked) if this machine has none
+nextest:
+	@$(CARGO) nextest --version >/dev/null 2>&1 || { \
+	  echo "cargo-nextest is missing: installing $(NEXTEST_VERSION) (cargo install --locked cargo-nextest@$(NEXTEST_VERSION))"; \
+	  $(CARGO) install --locked cargo-nextest@$(NEXTEST_VERSION); }
+
+## cargo-test: every test under nextest (.config/nextest.toml bounds each
+## one), sharing one moto server from .venv; then the doc tests, which
+## nextest does not run
+cargo-test: venv nextest
+	tests/with-moto.sh $(CARGO) nextest run --workspace
+	$(CARGO) test --workspace --doc
 
 ## infra-check: checkov offline over infra/terraform, zero failed checks
 infra-check: venv
@@ -81,3 +96,7 @@ coldstart:
 
 clean-venv:
 	rm -rf $(VENV)
+
+## hang-check: prove .config/nextest.toml ends a hanging test (about 2 min)
+hang-check:
+	bash tests/hang-check.sh
