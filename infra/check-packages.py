@@ -8,7 +8,11 @@
   certificate host nor the fault-injecting fakes' messages occur in the
   binary, and `cargo tree` of each function (and of `outboxctl`) as built for
   the Lambda target enables no `testing` feature and pulls in neither the
-  local stack nor the test harness.
+  local stack nor the test harness;
+- the functions' builds share their dependencies: every crate that two
+  functions' graphs both hold has the same features in each, so the second
+  and third `cargo lambda build` reuse the first's artifacts instead of
+  compiling the AWS SDK again (`crates/workspace-hack` declares the union).
 
 `--self-test` first proves the checks catch a planted marker and a bad
 feature line, so a check that can no longer fail is noticed. Exits non-zero
@@ -84,11 +88,46 @@ def cargo_tree(root: Path, package: str) -> str:
     ).stdout
 
 
+def resolved_features(root: Path, package: str) -> set:
+    """`name vVERSION [features]` for every crate `package`'s build
+    compiles, host crates (build scripts, proc macros) included: the
+    features that decide whether two builds can share a crate's artifacts."""
+    return set(
+        subprocess.run(
+            ["cargo", "tree", "-q", "-e", "normal,build", "-p", package, "--target", TARGET,
+             "--prefix", "none", "--no-dedupe", "--format", "{p} [{f}]"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()
+    )
+
+
+def feature_drift_problems(graphs: dict):
+    """One line per crate that two functions' builds compile with different
+    features. `graphs` maps a function to its `resolved_features` lines."""
+    by_crate = {}
+    for function, lines in graphs.items():
+        for line in lines:
+            crate, _, features = line.partition(" [")
+            crate = crate.removesuffix(" (*)").split(" (")[0]
+            by_crate.setdefault(crate, {}).setdefault(function, set()).add(features.rstrip("]"))
+    for crate, seen in sorted(by_crate.items()):
+        if len(seen) > 1 and len({frozenset(f) for f in seen.values()}) > 1:
+            detail = "; ".join(f"{fn}: {sorted(f)}" for fn, f in sorted(seen.items()))
+            yield (
+                f"{crate} is built with different features per function ({detail}): "
+                "add the union to crates/workspace-hack/Cargo.toml"
+            )
+
+
 def problems(root: Path):
     for function in FUNCTIONS:
         yield from zip_problems(root / "target" / "lambda" / function / "bootstrap.zip")
     for package in FUNCTIONS + SRE_TOOLS:
         yield from tree_problems(package, cargo_tree(root, package))
+    yield from feature_drift_problems({f: resolved_features(root, f) for f in FUNCTIONS})
 
 
 def self_test() -> list:
@@ -105,16 +144,30 @@ def self_test() -> list:
     for bad in ['auth-events-core feature "testing"', "local-stack v0.1.0 (/x)"]:
         if not list(tree_problems("auth-exchange", f"auth-exchange v0.1.0\n{bad}\n")):
             failures.append(f"self-test: a tree line {bad!r} passed")
+    drifted = {
+        "auth-exchange": {"tokio v1.0.0 [net,rt]", "serde v1.0.0 [std]"},
+        "outbox-relay": {"tokio v1.0.0 [rt]", "mimalloc v0.1.0 []"},
+    }
+    if not any("tokio v1.0.0" in p for p in feature_drift_problems(drifted)):
+        failures.append("self-test: a crate with different features per function passed")
     return failures
 
 
 def main() -> int:
+    if "--feature-drift" in sys.argv[1:]:
+        root = Path(__file__).resolve().parent.parent
+        drift = list(feature_drift_problems({f: resolved_features(root, f) for f in FUNCTIONS}))
+        print("\n".join(drift) or "every crate the functions share has one feature set")
+        return 1 if drift else 0
     if "--self-test" in sys.argv[1:]:
         failures = self_test()
         for failure in failures:
             print(failure, file=sys.stderr)
         if not failures:
-            print("check-packages self-test: a planted marker and a testing feature are both caught")
+            print(
+                "check-packages self-test: a planted marker, a testing feature and "
+                "per-function feature drift are all caught"
+            )
         return 1 if failures else 0
     root = Path(__file__).resolve().parent.parent
     found = list(problems(root))
@@ -123,7 +176,8 @@ def main() -> int:
     if not found:
         print(
             f"{len(FUNCTIONS)} Lambda zips, each with an aarch64 bootstrap and no development or test code; "
-            f"{len(FUNCTIONS + SRE_TOOLS)} packages without test features"
+            f"{len(FUNCTIONS + SRE_TOOLS)} packages without test features; "
+            "one feature set for every crate the functions share"
         )
     return 1 if found else 0
 
