@@ -55,12 +55,12 @@ nextest:
 	  echo "cargo-nextest is missing: installing $(NEXTEST_VERSION) (cargo install --locked cargo-nextest@$(NEXTEST_VERSION))"; \
 	  $(CARGO) install --locked cargo-nextest@$(NEXTEST_VERSION); }
 
-## cargo-test: every test under nextest (.config/nextest.toml bounds each
-## one), sharing one moto server from .venv; then the doc tests, which
-## nextest does not run
+## cargo-test: the doc tests, which nextest does not run, then every test
+## under nextest (.config/nextest.toml bounds each one), sharing one moto
+## server from .venv; nextest's summary is the run's last word
 cargo-test: venv nextest
-	tests/with-moto.sh $(CARGO) nextest run --workspace
 	$(CARGO) test --workspace --doc
+	tests/with-moto.sh $(CARGO) nextest run --workspace
 
 ## infra-check: checkov offline over infra/terraform, zero failed checks
 infra-check: venv
