@@ -78,9 +78,10 @@ def tree_problems(package: str, tree: str):
             yield f"{package}: `cargo tree -e normal,features -p {package}` shows {line.strip()!r}"
 
 
-def cargo_tree(root: Path, package: str) -> str:
+def cargo_tree(root: Path, package: str, *options: str) -> str:
+    """`cargo tree` of `package` as built for the Lambda target."""
     return subprocess.run(
-        ["cargo", "tree", "-q", "-e", "normal,features", "-p", package, "--target", TARGET],
+        ["cargo", "tree", "-q", "-p", package, "--target", TARGET, *options],
         cwd=root,
         check=True,
         capture_output=True,
@@ -92,16 +93,10 @@ def resolved_features(root: Path, package: str) -> set:
     """`name vVERSION [features]` for every crate `package`'s build
     compiles, host crates (build scripts, proc macros) included: the
     features that decide whether two builds can share a crate's artifacts."""
-    return set(
-        subprocess.run(
-            ["cargo", "tree", "-q", "-e", "normal,build", "-p", package, "--target", TARGET,
-             "--prefix", "none", "--no-dedupe", "--format", "{p} [{f}]"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.splitlines()
+    tree = cargo_tree(
+        root, package, "-e", "normal,build", "--prefix", "none", "--no-dedupe", "--format", "{p} [{f}]"
     )
+    return set(tree.splitlines())
 
 
 def feature_drift_problems(graphs: dict):
@@ -111,7 +106,7 @@ def feature_drift_problems(graphs: dict):
     for function, lines in graphs.items():
         for line in lines:
             crate, _, features = line.partition(" [")
-            crate = crate.removesuffix(" (*)").split(" (")[0]
+            crate = crate.split(" (")[0]  # drops "(proc-macro)" and local paths
             by_crate.setdefault(crate, {}).setdefault(function, set()).add(features.rstrip("]"))
     for crate, seen in sorted(by_crate.items()):
         if len(seen) > 1 and len({frozenset(f) for f in seen.values()}) > 1:
@@ -126,8 +121,12 @@ def problems(root: Path):
     for function in FUNCTIONS:
         yield from zip_problems(root / "target" / "lambda" / function / "bootstrap.zip")
     for package in FUNCTIONS + SRE_TOOLS:
-        yield from tree_problems(package, cargo_tree(root, package))
-    yield from feature_drift_problems({f: resolved_features(root, f) for f in FUNCTIONS})
+        yield from tree_problems(package, cargo_tree(root, package, "-e", "normal,features"))
+    yield from function_feature_drift(root)
+
+
+def function_feature_drift(root: Path):
+    return feature_drift_problems({f: resolved_features(root, f) for f in FUNCTIONS})
 
 
 def self_test() -> list:
@@ -156,7 +155,7 @@ def self_test() -> list:
 def main() -> int:
     if "--feature-drift" in sys.argv[1:]:
         root = Path(__file__).resolve().parent.parent
-        drift = list(feature_drift_problems({f: resolved_features(root, f) for f in FUNCTIONS}))
+        drift = list(function_feature_drift(root))
         print("\n".join(drift) or "every crate the functions share has one feature set")
         return 1 if drift else 0
     if "--self-test" in sys.argv[1:]:
