@@ -47,7 +47,8 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-NEXTEST_VERSION := 0.9.143
+# The version .config/nextest.toml requires, so the two cannot disagree.
+NEXTEST_VERSION := $(shell sed -n 's/^nextest-version = { required = "\(.*\)" }$$/\1/p' .config/nextest.toml)
 
 ## nextest: cargo-nextest, installed (locked) if this machine has none
 nextest:
@@ -98,5 +99,5 @@ clean-venv:
 	rm -rf $(VENV)
 
 ## hang-check: prove .config/nextest.toml ends a hanging test (about 2 min)
-hang-check:
+hang-check: nextest
 	bash tests/hang-check.sh
