@@ -5,11 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::EventId;
 
-/// PutEvents accepts at most this many entries per request (AWS limit).
-pub const MAX_ENTRIES_PER_REQUEST: usize = 10;
-/// PutEvents refuses a request whose entries add up to more (AWS limit).
-pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
-
 /// One event as it goes onto the bus. The bus name is the publisher's, not
 /// the entry's, so the same entry can be published anywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +70,7 @@ mod tests {
 
     #[test]
     fn packing_respects_the_entry_count() {
-        let ranges = pack(&[1; 25], 10, MAX_REQUEST_BYTES);
+        let ranges = pack(&[1; 25], 10, crate::limits::PUT_EVENTS_MAX_REQUEST_BYTES);
         assert_eq!(ranges, vec![0..10, 10..20, 20..25]);
     }
 

@@ -8,10 +8,12 @@
 //! - [`dead_letter`]: every message shape that can land in the DLQ.
 //! - [`ports`]: the traits the AWS adapters implement.
 //! - [`trace`]: which X-Ray trace headers PutEvents may carry.
+//! - [`limits`]: the AWS limits the pipeline respects, with their sources.
 
 pub mod contract;
 pub mod dead_letter;
 pub mod entry;
+pub mod limits;
 pub mod outbox;
 pub mod ports;
 pub mod profile;

@@ -72,6 +72,13 @@ impl PortError {
             Self::Transient { code, .. } | Self::Permanent { code, .. } => code,
         }
     }
+
+    /// The service's own words, without the operation and code.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Transient { message, .. } | Self::Permanent { message, .. } => message,
+        }
+    }
 }
 
 /// The result of one entry of a `PutEvents` call.

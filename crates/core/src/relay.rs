@@ -4,6 +4,7 @@
 //! The same engine serves the stream handler, the scheduled sweep and
 //! `outboxctl` (sweep and redrive), so there is one publishing path.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -14,6 +15,7 @@ use tracing::warn;
 use crate::contract::{EventId, Timestamp};
 use crate::dead_letter::{DeadLetterKind, FailureStage, RelayDeadLetter, codes};
 use crate::entry::{self, BusEntry};
+use crate::limits;
 use crate::outbox::OutboxRecord;
 use crate::ports::{DeadLetterSink, EntryResult, OutboxStore, PortError, Publisher};
 use crate::retry::FullJitter;
@@ -31,8 +33,8 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            max_entries: entry::MAX_ENTRIES_PER_REQUEST,
-            max_request_bytes: entry::MAX_REQUEST_BYTES,
+            max_entries: limits::PUT_EVENTS_MAX_ENTRIES,
+            max_request_bytes: limits::PUT_EVENTS_MAX_REQUEST_BYTES,
             max_attempts: 5,
             backoff: FullJitter::new(Duration::from_millis(50), Duration::from_secs(2)),
         }
@@ -46,6 +48,25 @@ pub fn entry_error_is_retryable(code: &str) -> bool {
     matches!(
         code,
         "ThrottlingException" | "InternalFailure" | "InternalException" | "ServiceUnavailable"
+    )
+}
+
+/// Codes of a PutEvents request refused whole for what it carries (too many
+/// entries, too large in total, one entry's field out of bounds): a smaller
+/// request without the offending entry is accepted, so the relay splits it.
+/// Other permanent refusals (`AccessDeniedException`, a missing bus) refuse
+/// any request; splitting would multiply them and dead-letter every event
+/// for a fault of the deployment.
+pub fn request_refused_for_its_content(code: &str) -> bool {
+    matches!(
+        code,
+        "ValidationException"
+            | "ValidationError"
+            | "SerializationException"
+            | "InvalidParameterValue"
+            | "InvalidParameterCombination"
+            | "MissingParameter"
+            | "RequestEntityTooLarge"
     )
 }
 
@@ -251,6 +272,9 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
     }
 
     /// One pass over everything in flight; returns (retry, stop retrying).
+    /// A request refused whole for its content is split in halves until
+    /// each entry is either published or refused on its own, within the
+    /// deadline; only an entry refused alone is dead-lettered.
     async fn publish_round(
         &self,
         in_flight: Vec<InFlight>,
@@ -264,10 +288,13 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
             self.config.max_request_bytes,
         );
         let mut items = in_flight.into_iter();
+        let mut requests: VecDeque<Vec<InFlight>> = ranges
+            .into_iter()
+            .map(|range| items.by_ref().take(range.len()).collect())
+            .collect();
         let mut retry = Vec::new();
         let mut stop = Vec::new();
-        for range in ranges {
-            let mut chunk: Vec<InFlight> = items.by_ref().take(range.len()).collect();
+        while let Some(mut chunk) = requests.pop_front() {
             let entries: Vec<&BusEntry> = chunk.iter().map(|f| &f.entry).collect();
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -287,6 +314,27 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                         "timeout".clone_into(&mut f.last_error);
                     }
                     stop.extend(chunk);
+                }
+                Ok(Err(error))
+                    if !error.is_retryable() && request_refused_for_its_content(error.code()) =>
+                {
+                    if chunk.len() > 1 {
+                        warn!(error = %error, entries = chunk.len(), "PutEvents refused the whole request; sending its halves");
+                        report.resent_entries += chunk.len();
+                        let second = chunk.split_off(chunk.len() / 2);
+                        requests.push_front(second);
+                        requests.push_front(chunk);
+                    } else if let Some(refused) = chunk.pop() {
+                        self.dead_letter_event(
+                            &refused.candidate,
+                            Some(refused.entry),
+                            FailureStage::Publish,
+                            error.code(),
+                            error.message(),
+                            report,
+                        )
+                        .await;
+                    }
                 }
                 Ok(Err(error)) => {
                     let retryable = error.is_retryable();
@@ -312,35 +360,45 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                     }
                     retry.extend(chunk);
                 }
-                Ok(Ok(results)) => {
-                    let mut published = Vec::new();
-                    for (mut f, result) in chunk.into_iter().zip(results) {
-                        match result {
-                            EntryResult::Published { bus_event_id } => {
-                                published.push((f.candidate.record, bus_event_id));
-                            }
-                            EntryResult::Failed { code, .. } if entry_error_is_retryable(&code) => {
-                                f.last_error = code;
-                                retry.push(f);
-                            }
-                            EntryResult::Failed { code, message } => {
-                                self.dead_letter_event(
-                                    &f.candidate,
-                                    Some(f.entry),
-                                    FailureStage::Publish,
-                                    &code,
-                                    &message,
-                                    report,
-                                )
-                                .await;
-                            }
-                        }
-                    }
-                    self.mark_published(&published, report).await;
-                }
+                Ok(Ok(results)) => self.settle(chunk, results, &mut retry, report).await,
             }
         }
         (retry, stop)
+    }
+
+    /// Applies one answered request's per-entry results: marks the
+    /// published, keeps the retryable, dead-letters the refused.
+    async fn settle(
+        &self,
+        chunk: Vec<InFlight>,
+        results: Vec<EntryResult>,
+        retry: &mut Vec<InFlight>,
+        report: &mut RelayReport,
+    ) {
+        let mut published = Vec::new();
+        for (mut f, result) in chunk.into_iter().zip(results) {
+            match result {
+                EntryResult::Published { bus_event_id } => {
+                    published.push((f.candidate.record, bus_event_id));
+                }
+                EntryResult::Failed { code, .. } if entry_error_is_retryable(&code) => {
+                    f.last_error = code;
+                    retry.push(f);
+                }
+                EntryResult::Failed { code, message } => {
+                    self.dead_letter_event(
+                        &f.candidate,
+                        Some(f.entry),
+                        FailureStage::Publish,
+                        &code,
+                        &message,
+                        report,
+                    )
+                    .await;
+                }
+            }
+        }
+        self.mark_published(&published, report).await;
     }
 
     /// Marks one request's published events, concurrently: sequential
@@ -553,8 +611,9 @@ mod tests {
     use super::*;
     use crate::contract::{Email, UserAction, UserEvent, UserId};
     use crate::testing::{
-        EntryFault, FaultyPublisher, MemoryDeadLetters, MemoryOutbox, MemoryPublisher,
+        EntryFault, FaultyPublisher, MemoryDeadLetters, MemoryOutbox, MemoryPublisher, RequestFault,
     };
+    use proptest::strategy::Strategy as _;
 
     fn entry() -> BusEntry {
         BusEntry {
@@ -641,20 +700,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_answer_missing_results_is_retried_whole_and_nothing_is_marked_published() {
-        let config = RelayConfig {
+    fn quick_backoff() -> RelayConfig {
+        RelayConfig {
             backoff: FullJitter::new(Duration::from_millis(1), Duration::from_millis(2)),
             ..RelayConfig::default()
-        };
-        let relay = Relay::new(
-            ShortAnswers::default(),
-            MemoryOutbox::default(),
-            MemoryDeadLetters::default(),
-            config,
-        );
+        }
+    }
+
+    /// `count` sign-ins written to `store` as the exchange writes them, as a
+    /// stream batch would hand them to the relay.
+    async fn candidates(store: &MemoryOutbox, count: usize) -> Vec<Candidate> {
         let mut candidates = Vec::new();
-        for position in 0..3 {
+        for position in 0..count {
             let event = UserEvent::new(
                 UserAction::SignedIn,
                 UserId::parse(format!("uid-{position}")).expect("valid"),
@@ -663,13 +720,25 @@ mod tests {
             );
             let record =
                 OutboxRecord::new(&event, Timestamp::now(), crate::outbox::DEFAULT_TTL, None);
-            relay.store().insert(&record).await.expect("in memory");
+            store.insert(&record).await.expect("in memory");
             candidates.push(Candidate {
                 position,
                 sequence_number: None,
                 record,
             });
         }
+        candidates
+    }
+
+    #[tokio::test]
+    async fn an_answer_missing_results_is_retried_whole_and_nothing_is_marked_published() {
+        let relay = Relay::new(
+            ShortAnswers::default(),
+            MemoryOutbox::default(),
+            MemoryDeadLetters::default(),
+            quick_backoff(),
+        );
+        let candidates = candidates(relay.store(), 3).await;
 
         let mut report = RelayReport::default();
         let deadline = Instant::now() + Duration::from_millis(50);
@@ -682,5 +751,136 @@ mod tests {
         );
         assert_eq!(report.failed_positions, vec![0, 1, 2]);
         assert!(relay.store().records().iter().all(OutboxRecord::is_pending));
+    }
+
+    type RefusingRelay = Relay<FaultyPublisher<MemoryPublisher>, MemoryOutbox, MemoryDeadLetters>;
+
+    /// Publishes `count` events through a bus that refuses, with `code`, any
+    /// whole request carrying an event at one of `refused` positions.
+    async fn publish_refusing(
+        count: usize,
+        refused: &[usize],
+        code: &str,
+    ) -> (RefusingRelay, Vec<Candidate>, RelayReport) {
+        let relay = Relay::new(
+            FaultyPublisher::new(MemoryPublisher::default()),
+            MemoryOutbox::default(),
+            MemoryDeadLetters::default(),
+            quick_backoff(),
+        );
+        let candidates = candidates(relay.store(), count).await;
+        relay.publisher().refuse_requests(Some(RequestFault {
+            code: code.to_owned(),
+            carrying: refused
+                .iter()
+                .map(|&position| candidates[position].record.event_id)
+                .collect(),
+        }));
+        let mut report = RelayReport::default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        relay
+            .publish(candidates.clone(), deadline, &mut report)
+            .await;
+        (relay, candidates, report)
+    }
+
+    fn published_ids(relay: &RefusingRelay) -> Vec<EventId> {
+        let mut ids: Vec<EventId> = relay
+            .publisher()
+            .inner()
+            .published()
+            .iter()
+            .filter_map(|entry| entry.event_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_request_refused_whole_for_one_entry_publishes_the_others_and_dead_letters_only_it_with_its_code()
+     {
+        let (relay, candidates, report) = publish_refusing(10, &[6], "ValidationException").await;
+        let refused = candidates[6].record.event_id;
+
+        let mut others: Vec<EventId> = candidates
+            .iter()
+            .map(|c| c.record.event_id)
+            .filter(|&id| id != refused)
+            .collect();
+        others.sort_unstable();
+        assert_eq!(published_ids(&relay), others, "each other event once");
+        assert_eq!(report.published, 9, "{report:?}");
+        assert_eq!(report.dead_lettered, 1, "{report:?}");
+        assert!(report.failed_positions.is_empty(), "{report:?}");
+
+        let letters = relay.dead_letters.letters();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].event_id, Some(refused));
+        assert_eq!(letters[0].error_code, "ValidationException");
+        assert_eq!(letters[0].stage, FailureStage::Publish);
+        assert!(
+            letters[0].message.contains("refused entry"),
+            "AWS's message is kept: {}",
+            letters[0].message
+        );
+        assert_eq!(
+            letters[0].entry.as_ref().and_then(|e| e.event_id),
+            Some(refused),
+            "the letter carries the entry, so redrive can resend it"
+        );
+        let record = relay.store().record(refused).expect("still in the outbox");
+        assert!(
+            !record.is_pending(),
+            "the refused event leaves the pending index"
+        );
+        assert!(
+            relay.store().records().iter().all(|r| !r.is_pending()),
+            "every other event is marked published"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_any_request_would_get_is_not_split_and_dead_letters_nothing_at_once() {
+        let (relay, _, report) =
+            publish_refusing(10, &(0..10).collect::<Vec<_>>(), "AccessDeniedException").await;
+
+        assert_eq!(relay.publisher().calls(), 1, "one request, not its halves");
+        assert_eq!(report.dead_lettered, 0, "{report:?}");
+        assert_eq!(report.failed_positions, (0..10).collect::<Vec<_>>());
+        assert!(relay.store().records().iter().all(OutboxRecord::is_pending));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whichever entries make AWS refuse the requests that carry them,
+        /// exactly those are dead-lettered and every other event is
+        /// published exactly once, whatever the batch and its packing.
+        #[test]
+        fn splitting_dead_letters_exactly_the_refused_entries_and_publishes_the_rest_once(
+            (count, refused) in (1usize..=25).prop_flat_map(|count| {
+                (proptest::strategy::Just(count), proptest::collection::btree_set(0..count, 0..=count))
+            })
+        ) {
+            let refused: Vec<usize> = refused.into_iter().collect();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
+            let (relay, candidates, report) =
+                runtime.block_on(publish_refusing(count, &refused, "ValidationException"));
+
+            let mut expected: Vec<EventId> = (0..count)
+                .filter(|position| !refused.contains(position))
+                .map(|position| candidates[position].record.event_id)
+                .collect();
+            expected.sort_unstable();
+            proptest::prop_assert_eq!(published_ids(&relay), expected);
+            let mut letters: Vec<EventId> =
+                relay.dead_letters.letters().iter().filter_map(|l| l.event_id).collect();
+            letters.sort_unstable();
+            let mut refused_ids: Vec<EventId> =
+                refused.iter().map(|&p| candidates[p].record.event_id).collect();
+            refused_ids.sort_unstable();
+            proptest::prop_assert_eq!(letters, refused_ids);
+            proptest::prop_assert!(report.failed_positions.is_empty(), "{:?}", report);
+        }
     }
 }

@@ -68,12 +68,21 @@ pub struct EntryFault {
     pub ratio: f64,
 }
 
+/// A request-level refusal: any request that carries one of `carrying` is
+/// refused whole with `code`, as AWS refuses a request for one bad entry.
+#[derive(Debug, Clone)]
+pub struct RequestFault {
+    pub code: String,
+    pub carrying: HashSet<EventId>,
+}
+
 /// Wraps a publisher; can make whole calls fail, or fail a share of the
 /// entries without forwarding them, and logs what reached the inner one.
 #[derive(Debug)]
 pub struct FaultyPublisher<P> {
     inner: P,
     pub unavailable: Switch,
+    request_fault: Mutex<Option<RequestFault>>,
     entry_fault: Mutex<Option<EntryFault>>,
     rng: Mutex<fastrand::Rng>,
     forwarded: Mutex<Vec<Option<EventId>>>,
@@ -85,6 +94,7 @@ impl<P> FaultyPublisher<P> {
         Self {
             inner,
             unavailable: Switch::default(),
+            request_fault: Mutex::new(None),
             entry_fault: Mutex::new(None),
             rng: Mutex::new(fastrand::Rng::with_seed(7)),
             forwarded: Mutex::new(Vec::new()),
@@ -94,6 +104,10 @@ impl<P> FaultyPublisher<P> {
 
     pub fn inner(&self) -> &P {
         &self.inner
+    }
+
+    pub fn refuse_requests(&self, fault: Option<RequestFault>) {
+        *lock(&self.request_fault) = fault;
     }
 
     pub fn fail_entries(&self, fault: Option<EntryFault>) {
@@ -119,6 +133,20 @@ impl<P: Publisher> Publisher for FaultyPublisher<P> {
                 "ServiceUnavailable",
                 "injected: bus unavailable",
             ));
+        }
+        if let Some(fault) = lock(&self.request_fault).as_ref() {
+            let refused = entries.iter().any(|entry| {
+                entry
+                    .event_id
+                    .is_some_and(|id| fault.carrying.contains(&id))
+            });
+            if refused {
+                return Err(PortError::permanent(
+                    "PutEvents",
+                    fault.code.clone(),
+                    "injected: the request carries a refused entry",
+                ));
+            }
         }
         let fault = lock(&self.entry_fault).clone();
         let failing: Vec<bool> = {

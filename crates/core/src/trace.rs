@@ -4,14 +4,13 @@
 //! PutEvents request if one entry's `TraceHeader` is empty or over 500
 //! characters. So a header travels only when it is a well-formed X-Ray
 //! header: a `Root=1-<8 hex>-<24 hex>` field and `key=value` fields of
-//! visible ASCII, `;`-separated, at most [`MAX_TRACE_HEADER_CHARS`].
+//! visible ASCII, `;`-separated, at most [`TRACE_HEADER_MAX_CHARS`].
 
-/// PutEvents' limit on `TraceHeader`.
-pub const MAX_TRACE_HEADER_CHARS: usize = 500;
+use crate::limits::TRACE_HEADER_MAX_CHARS;
 
 /// `header` if it may be sent as a `TraceHeader`, else `None`.
 pub fn well_formed(header: &str) -> Option<&str> {
-    let fits = !header.is_empty() && header.len() <= MAX_TRACE_HEADER_CHARS;
+    let fits = !header.is_empty() && header.len() <= TRACE_HEADER_MAX_CHARS;
     let mut fields = header.split(';').map(|field| field.split_once('='));
     let mut has_root = false;
     let valid = fits
@@ -68,7 +67,7 @@ mod tests {
 
     #[test]
     fn empty_oversized_rootless_or_malformed_headers_are_dropped() {
-        let long = format!("{ROOT};Data={}", "a".repeat(MAX_TRACE_HEADER_CHARS));
+        let long = format!("{ROOT};Data={}", "a".repeat(TRACE_HEADER_MAX_CHARS));
         for header in [
             "",
             long.as_str(),
@@ -91,7 +90,7 @@ mod tests {
         #[test]
         fn whatever_is_kept_is_within_putevents_limits(header in any::<String>()) {
             if let Some(kept) = well_formed(&header) {
-                prop_assert!(!kept.is_empty() && kept.chars().count() <= MAX_TRACE_HEADER_CHARS);
+                prop_assert!(!kept.is_empty() && kept.chars().count() <= TRACE_HEADER_MAX_CHARS);
                 prop_assert!(kept.starts_with("Root=1-") || kept.contains(";Root=1-"));
             }
         }
@@ -104,7 +103,7 @@ mod tests {
                 .chain(fields.iter().filter(|(key, _)| key != "Root").map(|(key, value)| format!("{key}={value}")))
                 .collect::<Vec<_>>()
                 .join(";");
-            prop_assert_eq!(well_formed(&header).is_some(), header.len() <= MAX_TRACE_HEADER_CHARS);
+            prop_assert_eq!(well_formed(&header).is_some(), header.len() <= TRACE_HEADER_MAX_CHARS);
         }
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use auth_events_aws::env::{ConfigError, Vars, millis_or, parsed_or, required, secs_or};
-use auth_events_core::entry;
+use auth_events_core::limits;
 use auth_events_core::relay::RelayConfig;
 use auth_events_core::retry::FullJitter;
 
@@ -68,12 +68,13 @@ impl Config {
         let max_request_bytes: usize =
             parsed_or(vars, "MAX_REQUEST_BYTES", defaults.max_request_bytes)?;
         check(
-            (1..=entry::MAX_REQUEST_BYTES).contains(&max_request_bytes),
+            (1..=limits::PUT_EVENTS_MAX_REQUEST_BYTES).contains(&max_request_bytes),
             "MAX_REQUEST_BYTES",
             max_request_bytes,
-            // Above AWS's limit, EventBridge would refuse whole requests
-            // that the packer considers fine.
-            "must be between 1 and 262144 (the PutEvents limit)",
+            // Above AWS's limit, EventBridge would refuse every request the
+            // packer fills; below it (262144 where the old limit holds) is
+            // how an operator matches a stricter region.
+            "must be between 1 and 1048576 (the PutEvents limit)",
         )?;
 
         let backoff_min = millis_or(vars, "BACKOFF_MIN_MS", defaults.backoff.min_delay)?;
@@ -172,7 +173,7 @@ mod tests {
         assert_eq!(config.event_bus_name, "dev-auth");
         assert_eq!(config.relay.max_attempts, 5);
         assert_eq!(config.relay.max_entries, 10);
-        assert_eq!(config.relay.max_request_bytes, 262_144);
+        assert_eq!(config.relay.max_request_bytes, 1_048_576);
         assert_eq!(config.relay.backoff.min_delay, Duration::from_millis(50));
         assert_eq!(config.relay.backoff.max_delay, Duration::from_secs(2));
         assert_eq!(config.relay.backoff.max_times, None);
@@ -219,7 +220,7 @@ mod tests {
             ("MAX_ATTEMPTS", "0"),
             ("MAX_ATTEMPTS", "five"),
             ("MAX_REQUEST_BYTES", "0"),
-            ("MAX_REQUEST_BYTES", "262145"),
+            ("MAX_REQUEST_BYTES", "1048577"),
             ("BACKOFF_MIN_MS", "0"),
             ("BACKOFF_MAX_MS", "10"),
             ("SWEEP_MAX_ITEMS", "0"),
