@@ -6,14 +6,15 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use auth_events_aws::migrate::{Change, Migrator, Names};
 use auth_events_aws::{DynamoOutbox, DynamoProfileStore, EventBridgePublisher, SqsDeadLetters};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use local_stack::strict::{StrictLimits, StrictProxy};
 
 pub const REGION: &str = "us-east-1";
 
@@ -165,19 +166,33 @@ pub struct Stack {
     pub dlq_url: String,
     pub target_queue_url: String,
     pub migrate_changes: Vec<Change>,
+    /// The strict layer this stack's clients go through, if any; it stops
+    /// with the last clone of the stack.
+    _strict: Option<Arc<StrictProxy>>,
 }
 
 /// Creates and migrates a fresh stack.
 pub async fn spawn_stack() -> Stack {
-    spawn_stack_on(moto_endpoint()).await
+    spawn_stack_on(moto_endpoint(), None).await
+}
+
+/// A fresh stack whose every call goes through the strict AWS layer in
+/// front of the shared moto server: what AWS refuses and moto accepts is
+/// refused, as AWS would, with `limits`.
+pub async fn spawn_strict_stack(limits: StrictLimits) -> Stack {
+    let proxy = StrictProxy::start(moto_endpoint(), limits)
+        .await
+        .expect("the strict layer starts on 127.0.0.1");
+    let endpoint = proxy.endpoint.clone();
+    spawn_stack_on(&endpoint, Some(Arc::new(proxy))).await
 }
 
 /// A fresh stack on the one-request-at-a-time moto server.
 pub async fn spawn_serial_stack() -> Stack {
-    spawn_stack_on(serial_moto_endpoint()).await
+    spawn_stack_on(serial_moto_endpoint(), None).await
 }
 
-async fn spawn_stack_on(endpoint: &str) -> Stack {
+async fn spawn_stack_on(endpoint: &str, strict: Option<Arc<StrictProxy>>) -> Stack {
     let sdk = sdk_config_for(endpoint).await;
     let names = Names::for_prefix(&unique_prefix()).expect("a valid prefix");
     let migrator = Migrator::new(&sdk, names.clone());
@@ -202,6 +217,7 @@ async fn spawn_stack_on(endpoint: &str) -> Stack {
         dlq_url,
         target_queue_url,
         migrate_changes,
+        _strict: strict,
     }
 }
 

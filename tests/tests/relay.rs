@@ -5,16 +5,18 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use auth_events_aws::streams::lambda_record;
-use auth_events_core::contract::{Email, Timestamp, UserAction, UserEvent, UserId};
+use auth_events_core::contract::{Email, PhotoUrl, Timestamp, UserAction, UserEvent, UserId};
+use auth_events_core::dead_letter::RelayDeadLetter;
 use auth_events_core::outbox::{DEFAULT_TTL, OutboxRecord};
 use auth_events_core::ports::OutboxStore;
 use auth_events_core::relay::{Candidate, Relay, RelayConfig, RelayReport};
 use auth_events_core::retry::FullJitter;
 use auth_events_core::testing::{EntryFault, FaultyPublisher};
 use auth_events_tests::REGION;
-use auth_events_tests::{Stack, spawn_stack};
+use auth_events_tests::{Stack, spawn_stack, spawn_strict_stack};
 use aws_lambda_events::event::dynamodb;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use local_stack::strict::StrictLimits;
 
 fn record(i: usize) -> OutboxRecord {
     let event = UserEvent::new(
@@ -168,6 +170,81 @@ async fn a_thousand_inserts_reach_the_bus_exactly_once_and_leave_nothing_pending
             .expect("present");
         assert!(stored.published_at.is_some() && stored.bus_event_id.is_some());
     }
+}
+
+/// Behind the strict layer with a request limit below the relay's (a region
+/// still on the old limit), one entry over it makes AWS refuse every request
+/// that carries it: the relay narrows the refusal down to that entry.
+#[tokio::test]
+async fn a_request_aws_refuses_whole_for_one_entry_publishes_the_others_and_dead_letters_only_it() {
+    let limit = 2_000;
+    let stack = spawn_strict_stack(StrictLimits {
+        put_events_max_request_bytes: limit,
+        ..StrictLimits::default()
+    })
+    .await;
+    let outbox = stack.outbox();
+    let mut records: Vec<_> = (0..10).map(record).collect();
+    let mut event = records[6].event().expect("valid");
+    event.detail.photo_url =
+        Some(PhotoUrl::parse(format!("https://example.com/{}", "p".repeat(2_000))).expect("valid"));
+    records[6] = OutboxRecord::new(&event, Timestamp::now(), DEFAULT_TTL, None);
+    let refused = records[6].event_id;
+    assert!(records[6].bus_entry().size() > limit);
+    let total: usize = records.iter().map(|r| r.bus_entry().size()).sum();
+    assert!(
+        total < RelayConfig::default().max_request_bytes,
+        "the relay packs all ten into one request"
+    );
+    for r in &records {
+        outbox.insert(r).await.expect("inserted");
+    }
+
+    let candidates = stream_inserts(&stack, 10).await;
+    let mut report = RelayReport::default();
+    relay(&stack)
+        .publish(candidates, deadline(), &mut report)
+        .await;
+
+    assert_eq!(report.published, 9, "{report:?}");
+    assert_eq!(report.dead_lettered, 1, "{report:?}");
+    assert!(report.failed_positions.is_empty(), "{report:?}");
+    let bodies = stack
+        .drain(&stack.target_queue_url, 9, Duration::from_secs(10))
+        .await;
+    let mut published = event_ids(&bodies);
+    published.sort();
+    let mut others: Vec<String> = records
+        .iter()
+        .map(|r| r.event_id.to_string())
+        .filter(|id| *id != refused.to_string())
+        .collect();
+    others.sort();
+    assert_eq!(published, others, "each other event once");
+    let late = stack
+        .drain(&stack.target_queue_url, 1, Duration::from_secs(1))
+        .await;
+    assert!(late.is_empty(), "nothing else reached the bus: {late:?}");
+
+    let letters: Vec<RelayDeadLetter> = stack
+        .drain(&stack.dlq_url, 1, Duration::from_secs(10))
+        .await
+        .iter()
+        .map(|body| serde_json::from_str(body).expect("a relay dead letter"))
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].event_id, Some(refused));
+    assert_eq!(letters[0].error_code, "ValidationException");
+    assert!(
+        letters[0].message.contains("over the limit"),
+        "AWS's message is kept: {}",
+        letters[0].message
+    );
+    let stored = outbox.get(refused).await.expect("read").expect("present");
+    assert!(
+        !stored.is_pending(),
+        "dead-lettered, so the sweep leaves it"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,199 @@
+//! The strict AWS layer refuses each thing it claims to, the way AWS does
+//! (status and code as the SDK reports them), and lets everything else
+//! through to moto: the tests that rely on it cannot pass by accident.
+
+use auth_events_tests::{Stack, spawn_strict_stack};
+use aws_sdk_eventbridge::config::http::HttpResponse;
+use aws_sdk_eventbridge::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName, SendMessageBatchRequestEntry};
+use local_stack::strict::StrictLimits;
+
+/// What the SDK saw: success, or the HTTP status and the error code.
+type Outcome = Result<(), (u16, String)>;
+
+fn outcome<T, E: ProvideErrorMetadata>(result: Result<T, SdkError<E, HttpResponse>>) -> Outcome {
+    result.map(|_| ()).map_err(|error| {
+        let status = error.raw_response().map_or(0, |r| r.status().as_u16());
+        (status, error.code().unwrap_or("no code").to_owned())
+    })
+}
+
+fn refused(code: &str) -> Outcome {
+    Err((400, code.to_owned()))
+}
+
+const SOURCE: &str = "interview-companion.auth";
+const DETAIL_TYPE: &str = "test.strict";
+
+/// An entry of exactly `size` bytes by EventBridge's formula.
+fn entry_of_size(
+    stack: &Stack,
+    size: usize,
+    trace_header: Option<String>,
+) -> PutEventsRequestEntry {
+    let padding = size - SOURCE.len() - DETAIL_TYPE.len() - r#"{"p":""}"#.len();
+    PutEventsRequestEntry::builder()
+        .event_bus_name(&stack.names.bus)
+        .source(SOURCE)
+        .detail_type(DETAIL_TYPE)
+        .detail(format!(r#"{{"p":"{}"}}"#, "x".repeat(padding)))
+        .set_trace_header(trace_header)
+        .build()
+}
+
+async fn put(stack: &Stack, entries: Vec<PutEventsRequestEntry>) -> Outcome {
+    outcome(
+        stack
+            .events
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn put_events_past_any_aws_limit_is_refused_whole_and_within_them_reaches_moto() {
+    let stack = spawn_strict_stack(StrictLimits {
+        put_events_max_request_bytes: 2_000,
+        ..StrictLimits::default()
+    })
+    .await;
+    let small = || entry_of_size(&stack, 100, None);
+
+    assert_eq!(
+        put(&stack, (0..10).map(|_| small()).collect()).await,
+        Ok(())
+    );
+    assert_eq!(
+        put(&stack, (0..11).map(|_| small()).collect()).await,
+        refused("ValidationException"),
+        "eleven entries"
+    );
+
+    let sized = |sizes: [usize; 2]| sizes.map(|size| entry_of_size(&stack, size, None)).to_vec();
+    assert_eq!(put(&stack, sized([1_000, 1_000])).await, Ok(()));
+    assert_eq!(
+        put(&stack, sized([1_000, 1_001])).await,
+        refused("ValidationException"),
+        "2,001 bytes of entries"
+    );
+
+    let traced = |header: String| vec![small(), entry_of_size(&stack, 100, Some(header))];
+    assert_eq!(put(&stack, traced("é".repeat(500))).await, Ok(()));
+    for (header, what) in [
+        (String::new(), "empty"),
+        ("a".repeat(501), "501 characters"),
+    ] {
+        assert_eq!(
+            put(&stack, traced(header)).await,
+            refused("ValidationException"),
+            "a {what} trace header"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sqs_sends_aws_would_refuse_are_refused_with_its_codes_against_the_queues_live_limit() {
+    let stack = spawn_strict_stack(StrictLimits {
+        sqs_max_batch_bytes: 1_500,
+        ..StrictLimits::default()
+    })
+    .await;
+    let queue_url = stack
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}strict", stack.names.prefix))
+        .attributes(QueueAttributeName::MaximumMessageSize, "1024")
+        .send()
+        .await
+        .expect("queue created")
+        .queue_url
+        .expect("a queue URL");
+    let attribute = |value: &str| {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+            .expect("type set")
+    };
+    let send = |body: String, attribute: Option<MessageAttributeValue>| {
+        let request = stack
+            .sqs
+            .send_message()
+            .queue_url(&queue_url)
+            .message_body(body)
+            .set_message_attributes(attribute.map(|a| [("kind".to_owned(), a)].into()));
+        async { outcome(request.send().await) }
+    };
+
+    assert_eq!(send("x".repeat(1_024), None).await, Ok(()));
+    assert_eq!(
+        send("x".repeat(1_025), None).await,
+        refused("InvalidParameterValue")
+    );
+    assert_eq!(
+        send("a\u{0}b".to_owned(), None).await,
+        refused("InvalidMessageContents")
+    );
+    assert_eq!(
+        send("ok".to_owned(), Some(attribute("\u{1b}[31m"))).await,
+        refused("InvalidMessageContents"),
+        "a control character in a string attribute"
+    );
+    // 1,000 + "kind" + "String" + 14 = 1,024; one more is over.
+    let body = "x".repeat(1_000);
+    assert_eq!(
+        send(body.clone(), Some(attribute(&"v".repeat(14)))).await,
+        Ok(())
+    );
+    assert_eq!(
+        send(body, Some(attribute(&"v".repeat(15)))).await,
+        refused("InvalidParameterValue"),
+        "attributes count towards the size"
+    );
+
+    let batch = |bodies: &[String]| {
+        let entries = bodies
+            .iter()
+            .enumerate()
+            .map(|(id, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(id.to_string())
+                    .message_body(body)
+                    .build()
+                    .expect("id and body set")
+            })
+            .collect();
+        let request = stack
+            .sqs
+            .send_message_batch()
+            .queue_url(&queue_url)
+            .set_entries(Some(entries));
+        async { outcome(request.send().await) }
+    };
+    assert_eq!(batch(&["ok".to_owned(), "fine".to_owned()]).await, Ok(()));
+    assert_eq!(
+        batch(&["ok".to_owned(), "bad\u{8}".to_owned()]).await,
+        refused("InvalidMessageContents")
+    );
+    assert_eq!(
+        batch(&["x".repeat(800), "x".repeat(800)]).await,
+        refused("BatchRequestTooLong")
+    );
+
+    stack
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::MaximumMessageSize, "2048")
+        .send()
+        .await
+        .expect("attributes set");
+    assert_eq!(
+        send("x".repeat(1_025), None).await,
+        Ok(()),
+        "the layer reads the queue's limit again after it changes"
+    );
+}
