@@ -97,7 +97,7 @@ fn body(response: &aws_lambda_events::apigw::ApiGatewayV2httpResponse) -> Value 
 async fn a_valid_token_gets_sts_credentials_and_exactly_one_outbox_item_matching_the_claims() {
     let stack = spawn_stack().await;
     let exchange = exchange(&stack, &stack.names.outbox_table(), &stack.names.bus, false).await;
-    let response = Box::pin(exchange.handle(request(&ada()))).await;
+    let response = Box::pin(exchange.handle(request(&ada()), None)).await;
     assert_eq!(response.status_code, 200);
     let credentials = &body(&response)["credentials"];
     for field in [
@@ -138,7 +138,7 @@ async fn uids_with_commas_slashes_spaces_or_non_ascii_sign_in() {
         let mut identity = DevIdentity::new(uid);
         identity.email = Some("odd@example.com".to_owned());
         let token = signer().sign(&claims(PROJECT, &identity)).expect("signed");
-        let response = Box::pin(exchange.handle(request(&token))).await;
+        let response = Box::pin(exchange.handle(request(&token), None)).await;
         assert_eq!(response.status_code, 200, "{uid:?}: {}", body(&response));
         assert!(body(&response)["credentials"]["SessionToken"].is_string());
     }
@@ -166,7 +166,7 @@ async fn a_forged_token_gets_401_and_writes_nothing() {
     let forged = other
         .sign(&claims(PROJECT, &DevIdentity::new("mallory")))
         .expect("signed");
-    let response = Box::pin(exchange.handle(request(&forged))).await;
+    let response = Box::pin(exchange.handle(request(&forged), None)).await;
     assert_eq!(response.status_code, 401);
     assert_eq!(body(&response)["error"]["code"], "invalid_token");
     assert!(stack.scan(&stack.names.outbox_table()).await.is_empty());
@@ -177,7 +177,7 @@ async fn with_dynamodb_failing_the_credentials_come_back_and_the_event_reaches_t
     let stack = spawn_stack().await;
     let missing_table = format!("{}no-such-table", stack.names.prefix);
     let exchange = exchange(&stack, &missing_table, &stack.names.bus, false).await;
-    let response = Box::pin(exchange.handle(request(&ada()))).await;
+    let response = Box::pin(exchange.handle(request(&ada()), None)).await;
     assert_eq!(response.status_code, 200);
     let delivered = stack
         .drain(&stack.target_queue_url, 1, Duration::from_secs(20))
@@ -193,7 +193,7 @@ async fn with_dynamodb_and_eventbridge_failing_the_credentials_still_come_back()
     let missing_table = format!("{}no-such-table", stack.names.prefix);
     let missing_bus = format!("{}no-such-bus", stack.names.prefix);
     let exchange = exchange(&stack, &missing_table, &missing_bus, false).await;
-    let response = Box::pin(exchange.handle(request(&ada()))).await;
+    let response = Box::pin(exchange.handle(request(&ada()), None)).await;
     // With both stores missing nothing can be written anywhere; that the
     // event then survives in one outbox_write_failed line is asserted on
     // the captured logs in crates/auth-exchange/tests/exchange.rs
@@ -208,6 +208,6 @@ async fn with_outbox_required_an_event_that_cannot_be_recorded_answers_503() {
     let missing_table = format!("{}no-such-table", stack.names.prefix);
     let missing_bus = format!("{}no-such-bus", stack.names.prefix);
     let exchange = exchange(&stack, &missing_table, &missing_bus, true).await;
-    let response = Box::pin(exchange.handle(request(&ada()))).await;
+    let response = Box::pin(exchange.handle(request(&ada()), None)).await;
     assert_eq!(response.status_code, 503);
 }

@@ -177,8 +177,15 @@ where
             event_id = field::Empty,
         )
     )]
-    pub async fn handle(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-        let (response, outcome) = match self.exchange(&request).await {
+    /// Answers one request. `function_trace_id` is this invocation's own
+    /// X-Ray trace id (the Lambda context's), which the event carries when
+    /// the client sent no usable `X-Amzn-Trace-Id`.
+    pub async fn handle(
+        &self,
+        request: ApiGatewayV2httpRequest,
+        function_trace_id: Option<&str>,
+    ) -> ApiGatewayV2httpResponse {
+        let (response, outcome) = match self.exchange(&request, function_trace_id).await {
             Ok((credentials, event)) => (success(&credentials), event),
             Err(refusal) => (refusal_response(&refusal), refusal.reason),
         };
@@ -190,6 +197,7 @@ where
     async fn exchange(
         &self,
         request: &ApiGatewayV2httpRequest,
+        function_trace_id: Option<&str>,
     ) -> Result<(Credentials, &'static str), Refusal> {
         if request.request_context.http.method != Method::POST {
             return Err(Refusal::new(
@@ -239,7 +247,7 @@ where
         let now = Timestamp::now();
         let outcome = match sign_in_event(&verified, now) {
             Ok(event) => {
-                let trace_header = trace_header(&request.headers);
+                let trace_header = trace_header(&request.headers, function_trace_id);
                 let record = OutboxRecord::new(&event, now, self.settings.outbox_ttl, trace_header);
                 span.record("event_id", field::display(record.event_id));
                 let delivery = self.recorder.deliver(&record).await;
@@ -259,16 +267,21 @@ where
     }
 }
 
-/// The client's `X-Amzn-Trace-Id`, when it is one PutEvents accepts. Any
-/// other value is dropped, not refused: the sign-in does not depend on it,
-/// and sent on it would make the bus refuse the whole request it rides in.
-fn trace_header(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("x-amzn-trace-id")?;
-    let kept = value.to_str().ok().and_then(trace::well_formed);
-    if kept.is_none() {
+/// The client's `X-Amzn-Trace-Id` when it is one PutEvents accepts, else
+/// the function's own trace id. A malformed header is dropped, not refused:
+/// the sign-in does not depend on it, and sent on it would make the bus
+/// refuse the whole request it rides in. Only its length is logged: the
+/// value is the client's to choose.
+fn trace_header(headers: &HeaderMap, function_trace_id: Option<&str>) -> Option<String> {
+    let sent = headers.get("x-amzn-trace-id");
+    let kept = sent
+        .and_then(|value| value.to_str().ok())
+        .and_then(trace::well_formed);
+    if let (Some(value), None) = (sent, kept) {
         info!(chars = value.len(), "trace_header_dropped");
     }
-    kept.map(str::to_owned)
+    kept.or_else(|| function_trace_id.and_then(trace::well_formed))
+        .map(str::to_owned)
 }
 
 /// The token from `Authorization: Bearer`, else from the JSON body. No token

@@ -71,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
             // Boxed: with the SDK's AssumeRole future inside, a request's
             // future is about 18 KB, too much to move around on the stack.
-            Ok::<_, lambda_runtime::Error>(Box::pin(exchange.handle(event.payload)).await)
+            let trace_id = event.context.xray_trace_id.as_deref();
+            Ok::<_, lambda_runtime::Error>(Box::pin(exchange.handle(event.payload, trace_id)).await)
         },
     ))
     .await

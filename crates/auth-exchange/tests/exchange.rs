@@ -87,7 +87,7 @@ async fn stack() -> Stack {
 
 impl Stack {
     async fn call(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
-        self.exchange.handle(request).await
+        self.exchange.handle(request, None).await
     }
 
     fn issuer(&self) -> &FakeIssuer {
@@ -166,6 +166,37 @@ async fn a_trace_header_putevents_would_refuse_is_dropped_and_the_sign_in_succee
         let records = stack.records();
         assert_eq!(records.len(), 1, "{sent:?}");
         assert_eq!(records[0].trace_header, None, "{sent:?}");
+    }
+}
+
+#[tokio::test]
+async fn without_a_usable_client_header_the_event_carries_the_functions_own_trace_id() {
+    let function_trace =
+        "Root=1-67891233-abcdef012345678912345678;Parent=463ac35c9f6413ad;Sampled=1";
+    let oversized = format!("{TRACE_HEADER};Data={}", "a".repeat(600));
+    for (sent, carried) in [
+        (None, function_trace),
+        (Some(""), function_trace),
+        (Some(oversized.as_str()), function_trace),
+        (Some(TRACE_HEADER), TRACE_HEADER),
+    ] {
+        let stack = stack().await;
+        let mut request = bearer_request(&SigningKey::shared().sign(&claims()));
+        request.headers.remove("x-amzn-trace-id");
+        if let Some(sent) = sent {
+            request
+                .headers
+                .insert("x-amzn-trace-id", sent.parse().expect("header value"));
+        }
+        let response = stack.exchange.handle(request, Some(function_trace)).await;
+
+        assert_eq!(response.status_code, 200, "{sent:?}");
+        let records = stack.records();
+        assert_eq!(
+            records[0].trace_header.as_deref(),
+            Some(carried),
+            "{sent:?}"
+        );
     }
 }
 

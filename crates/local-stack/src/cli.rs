@@ -54,6 +54,15 @@ pub struct DevArgs {
     /// Port for the local moto server (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub moto_port: u16,
+    /// Put a layer in front of the AWS endpoint that refuses what AWS
+    /// refuses and moto accepts (PutEvents limits, trace headers, SQS
+    /// bodies), so the stack fails here where it would fail on AWS.
+    #[arg(long)]
+    pub strict: bool,
+    /// The PutEvents request limit the strict layer enforces, in bytes
+    /// (AWS's formula); lower it to play a region on the old 262144.
+    #[arg(long, requires = "strict", value_name = "BYTES")]
+    pub strict_max_request_bytes: Option<usize>,
     /// Also write the stack's environment to this dotenv file.
     #[arg(long, value_name = "PATH")]
     pub env_file: Option<std::path::PathBuf>,

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use auth_events_aws::migrate::Names;
 use local_stack::dev_signer::{DevIdentity, claims};
 use local_stack::stack::{DEV_PROJECT, DevOptions, DevStack, load_or_create_signer};
+use local_stack::strict::StrictLimits;
 
 use crate::cli::{DevArgs, DevCommand, Global, TokenArgs};
 
@@ -20,6 +21,15 @@ pub async fn run(global: &Global, args: &DevArgs) -> Result<ExitCode> {
         endpoint_url: global.endpoint_url.clone(),
         port: args.port,
         moto_port: args.moto_port,
+        strict: args.strict.then(|| {
+            let defaults = StrictLimits::default();
+            StrictLimits {
+                put_events_max_request_bytes: args
+                    .strict_max_request_bytes
+                    .unwrap_or(defaults.put_events_max_request_bytes),
+                ..defaults
+            }
+        }),
         sweep_interval: args.sweep_interval,
         ..DevOptions::default()
     };
@@ -34,7 +44,11 @@ pub async fn run(global: &Global, args: &DevArgs) -> Result<ExitCode> {
     }
     println!("auth-events local stack is up (Ctrl-C stops it, moto included)\n");
     println!("  token exchange  POST {}", stack.exchange_url());
-    println!("  AWS endpoint    {}\n", stack.endpoint);
+    println!("  AWS endpoint    {}", stack.endpoint);
+    if args.strict {
+        println!("                  (strict: refuses what AWS refuses and moto accepts)");
+    }
+    println!();
     println!("Sign in:");
     println!(
         "  curl -s -X POST {} -H \"Authorization: Bearer $(local-stack dev token --uid alice --email alice@example.com)\"\n",

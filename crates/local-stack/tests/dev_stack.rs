@@ -23,6 +23,11 @@ struct Dev {
 
 impl Dev {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// `local-stack dev` with `extra` arguments.
+    fn start_with(extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(unique_prefix());
         std::fs::create_dir_all(&dir).expect("a working directory");
         let env_file = dir.join("stack.env");
@@ -35,6 +40,7 @@ impl Dev {
                 "--prefix",
                 &unique_prefix(),
             ])
+            .args(extra)
             .current_dir(&dir)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -190,6 +196,100 @@ async fn fifty_sign_ins_over_http_give_fifty_users_updates_with_the_right_counts
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
         latencies[latencies.len() - 1]
+    );
+    dev.interrupt();
+}
+
+/// Through `local-stack dev --strict`, one client's bad trace header delays
+/// no other client's event: on AWS a 600-character or an empty `TraceHeader`
+/// refuses the whole PutEvents request that carries it.
+#[tokio::test]
+async fn twelve_concurrent_sign_ins_with_bad_trace_headers_all_reach_users_behind_the_strict_layer()
+{
+    let mut dev = Dev::start_with(&["--strict"]);
+    let strict_sdk =
+        local_stack::moto::LocalMoto::sdk_config_for(dev.var("AWS_ENDPOINT_URL")).await;
+    let refused = aws_sdk_eventbridge::Client::new(&strict_sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(dev.var("EVENT_BUS_NAME"))
+                .source("test.strict")
+                .detail_type("probe")
+                .detail("{}")
+                .trace_header("")
+                .build(),
+        )
+        .send()
+        .await;
+    assert_eq!(
+        refused
+            .map_err(
+                |e| aws_sdk_eventbridge::error::ProvideErrorMetadata::code(&e).map(str::to_owned)
+            )
+            .err(),
+        Some(Some("ValidationException".to_owned())),
+        "the stack's AWS endpoint is the strict layer"
+    );
+
+    let signer = dev.signer();
+    let root = "Root=1-5759e988-bd862e3fe1be46a994272793";
+    let oversized = format!("{root};Data={}", "a".repeat(600 - root.len() - 6));
+    assert_eq!(oversized.len(), 600);
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let sign_ins = (0..12).map(|i| {
+        let user = format!("strict-{i}");
+        let mut identity = DevIdentity::new(&user);
+        identity.email = Some(format!("{user}@example.com"));
+        let token = signer
+            .sign(&claims("auth-events-local", &identity))
+            .expect("signed");
+        let trace = match i {
+            0 => oversized.clone(),
+            1 => String::new(),
+            _ => format!("{root};Parent=53995c3f42cd8ad8;Sampled=1"),
+        };
+        let request = http
+            .post(dev.var("EXCHANGE_URL"))
+            .bearer_auth(token)
+            .header("x-amzn-trace-id", trace);
+        async move { request.send().await.expect("the exchange answers").status() }
+    });
+    for status in futures_util::future::join_all(sign_ins).await {
+        assert_eq!(status.as_u16(), 200);
+    }
+
+    let sdk = auth_events_tests::sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let users_table = dev.var("USERS_TABLE").to_owned();
+    let mut waiting: Vec<String> = (0..12).map(|i| format!("strict-{i}")).collect();
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for user in waiting {
+            if sign_in_count(&dynamodb, &users_table, &user).await == 0 {
+                still.push(user);
+            }
+        }
+        waiting = still;
+        assert!(
+            started.elapsed() < DEADLINE,
+            "not in the Users table after {DEADLINE:?}: {waiting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dlq = aws_sdk_sqs::Client::new(&sdk)
+        .receive_message()
+        .queue_url(dev.var("DLQ_URL"))
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("the DLQ answers");
+    assert!(dlq.messages().is_empty(), "{:?}", dlq.messages());
+    println!(
+        "12 concurrent sign-ins behind the strict layer, all in Users after {:?}",
+        started.elapsed()
     );
     dev.interrupt();
 }

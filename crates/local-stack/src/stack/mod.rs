@@ -31,6 +31,7 @@ use self::rule_target::{RuleTarget, TargetQueues, TargetSettings};
 use self::stream_mapping::{MappingSettings, MappingTarget, StreamMapping};
 use crate::dev_signer::DevSigner;
 use crate::moto::LocalMoto;
+use crate::strict::{StrictLimits, StrictProxy};
 
 /// The Firebase project the local stack's verifier expects.
 pub const DEV_PROJECT: &str = "auth-events-local";
@@ -47,12 +48,22 @@ type RelayFunction = outbox_relay::handler::Handler<Bus, DynamoOutbox, SqsDeadLe
 type ExchangeFunction = Exchange<HttpKeySource, StsIssuer, DynamoOutbox, EventBridgePublisher>;
 
 impl HttpFunction for ExchangeFunction {
-    fn invoke(
-        &self,
-        request: ApiGatewayV2httpRequest,
-    ) -> impl Future<Output = ApiGatewayV2httpResponse> + Send {
-        self.handle(request)
+    async fn invoke(&self, request: ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let trace_id = invocation_trace_id();
+        // Boxed, as the Lambda's main boxes it: the request's future is large.
+        Box::pin(self.handle(request, Some(&trace_id))).await
     }
+}
+
+/// A fresh X-Ray trace id, as Lambda gives every invocation:
+/// `Root=1-<epoch seconds, 8 hex>-<24 hex>`.
+fn invocation_trace_id() -> String {
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    format!(
+        "Root=1-{:08x}-{}",
+        chrono::Utc::now().timestamp(),
+        unique.get(8..).unwrap_or_default()
+    )
 }
 
 /// Where the local stack's key for e-mail hashes in logs is kept, so that
@@ -103,6 +114,8 @@ pub struct DevOptions {
     pub endpoint_url: Option<String>,
     pub port: u16,
     pub moto_port: u16,
+    /// Put the strict AWS layer ([`crate::strict`]) in front of the endpoint.
+    pub strict: Option<StrictLimits>,
     pub sweep_interval: Duration,
     pub relay: RelayConfig,
     pub mapping: MappingSettings,
@@ -115,6 +128,7 @@ impl Default for DevOptions {
             endpoint_url: None,
             port: 9000,
             moto_port: 0,
+            strict: None,
             sweep_interval: Duration::from_secs(30),
             relay: RelayConfig::default(),
             mapping: MappingSettings::default(),
@@ -137,6 +151,7 @@ pub struct DevStack {
     pub pii_hash_key: String,
     stop: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<Result<()>>)>,
+    strict: Option<StrictProxy>,
     moto: Option<LocalMoto>,
 }
 
@@ -213,6 +228,15 @@ impl DevStack {
             let sdk = moto.sdk_config().await;
             (Some(moto), sdk)
         };
+        let (strict, sdk) = match options.strict {
+            Some(limits) => {
+                let upstream = sdk.endpoint_url().unwrap_or_default();
+                let proxy = StrictProxy::start(upstream, limits).await?;
+                let sdk = LocalMoto::sdk_config_for(&proxy.endpoint).await;
+                (Some(proxy), sdk)
+            }
+            None => (None, sdk),
+        };
         let endpoint = sdk.endpoint_url().unwrap_or_default().to_owned();
         let wiring = Wiring::discover(sdk, names).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
@@ -274,6 +298,7 @@ impl DevStack {
             pii_hash_key,
             stop,
             tasks,
+            strict,
             moto,
         })
     }
@@ -304,7 +329,8 @@ impl DevStack {
         ]
     }
 
-    /// Stops every driver, then moto (when this stack started it).
+    /// Stops every driver, then the strict layer and moto (when this stack
+    /// started them).
     pub async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
         for (name, task) in self.tasks {
@@ -316,6 +342,7 @@ impl DevStack {
                 Err(error) => warn!(task = name, error = %error, "task panicked"),
             }
         }
+        drop(self.strict);
         drop(self.moto);
         Ok(())
     }
