@@ -27,9 +27,10 @@ demo: venv
 	$(CARGO) build --quiet -p outboxctl
 	$(CARGO) run --quiet -p local-stack -- demo
 
-## dev: keep the local stack up on 127.0.0.1:9000 until Ctrl-C
+## dev: keep the local stack up on 127.0.0.1:9000 until Ctrl-C; `make dev
+## DEV_ARGS=--strict` puts the strict AWS layer in front of moto
 dev: venv
-	$(CARGO) run --quiet -p local-stack -- dev
+	$(CARGO) run --quiet -p local-stack -- dev $(DEV_ARGS)
 
 ## check: the inner loop: fmt, clippy -D warnings, every unit, property and
 ## integration test (on one moto server it starts and stops) and doc tests
