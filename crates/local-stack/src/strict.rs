@@ -295,7 +295,8 @@ struct Layer {
     limits: StrictLimits,
     http: reqwest::Client,
     sqs: aws_sdk_sqs::Client,
-    /// `MaximumMessageSize` by queue URL; forgotten when attributes change.
+    /// `MaximumMessageSize` by queue URL; forgotten when a queue's
+    /// attributes may have changed.
     queue_sizes: Mutex<HashMap<String, usize>>,
 }
 
@@ -339,7 +340,8 @@ impl Layer {
                     .err()
                     .map(|r| r.sqs_response())
             }
-            "AmazonSQS.SetQueueAttributes" => {
+            // A queue made again under the same URL may have another limit.
+            "AmazonSQS.SetQueueAttributes" | "AmazonSQS.CreateQueue" | "AmazonSQS.DeleteQueue" => {
                 lock(&self.queue_sizes).clear();
                 None
             }
