@@ -10,12 +10,9 @@ pub const PUT_EVENTS_MAX_ENTRIES: usize = 10;
 
 /// Total entry size of one PutEvents request, by the formula of
 /// [`crate::entry::BusEntry::size`]: 1 MB (1,048,576 bytes) since January
-/// 2026; it was 256 KB (262,144 bytes) before.
+/// 2026; it was 256 KB (262,144 bytes) before, which the relay's
+/// `MAX_REQUEST_BYTES` can restore where AWS still refuses more.
 pub const PUT_EVENTS_MAX_REQUEST_BYTES: usize = 1024 * 1024;
-
-/// What PutEvents refused before January 2026, for regions or accounts that
-/// still refuse it (`MAX_REQUEST_BYTES` of the relay).
-pub const PUT_EVENTS_LEGACY_MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 /// Length of a PutEvents entry's `TraceHeader`: 1 to 500 characters. One
 /// entry outside it makes AWS refuse the whole request.
