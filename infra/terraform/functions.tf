@@ -157,6 +157,7 @@ resource "aws_lambda_function" "outbox_relay" {
       OUTBOX_TABLE          = aws_dynamodb_table.outbox.name
       EVENT_BUS_NAME        = aws_cloudwatch_event_bus.auth.name
       DLQ_URL               = aws_sqs_queue.dlq.url
+      DLQ_MAX_MESSAGE_BYTES = aws_sqs_queue.dlq.max_message_size
       MAX_ATTEMPTS          = "5"
       SWEEP_OLDER_THAN_SECS = "300"
       RUST_LOG              = "info"

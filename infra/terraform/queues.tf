@@ -5,6 +5,9 @@
 resource "aws_sqs_queue" "dlq" {
   name                              = "${var.prefix}auth-events-dlq"
   message_retention_seconds         = 1209600
+  # Below SQS's 1 MiB: a letter never needs more (the outbox item keeps the
+  # whole event), and the relay cuts its letters to this size.
+  max_message_size                  = 262144
   kms_master_key_id                 = aws_kms_key.events.arn
   kms_data_key_reuse_period_seconds = 300
 }

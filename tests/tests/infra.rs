@@ -1492,6 +1492,36 @@ impl Drop for BrokenCopy {
     }
 }
 
+/// The DLQ is made at the size the relay cuts its letters to, in Terraform
+/// and in the migrations alike, and the relay is told that size.
+#[test]
+fn the_dlq_size_is_the_one_the_relay_cuts_letters_to() {
+    let terraform = Terraform::load(&infra());
+    let dlq = terraform
+        .resource("aws_sqs_queue", "dlq")
+        .expect("queues.tf declares the DLQ");
+    assert_eq!(
+        text_at(dlq, "max_message_size"),
+        Some(auth_events_core::limits::DLQ_MAX_MESSAGE_BYTES.to_string()),
+        "aws_sqs_queue.dlq.max_message_size"
+    );
+    let relay = terraform
+        .resource("aws_lambda_function", "outbox_relay")
+        .expect("functions.tf declares the relay");
+    let Some(Expression::Object(variables)) = at(relay, "environment.variables") else {
+        panic!("the relay has no environment variables");
+    };
+    let passed = variables
+        .iter()
+        .find(|(key, _)| key_text(key) == "DLQ_MAX_MESSAGE_BYTES")
+        .map(|(_, value)| text(value));
+    assert_eq!(
+        passed.as_deref(),
+        Some("aws_sqs_queue.dlq.max_message_size"),
+        "the relay's DLQ_MAX_MESSAGE_BYTES"
+    );
+}
+
 #[test]
 fn terraform_tables_match_the_migrations() {
     assert_eq!(table_violations(&infra()), Vec::<String>::new());

@@ -2,6 +2,9 @@
 //! (status and code as the SDK reports them), and lets everything else
 //! through to moto: the tests that rely on it cannot pass by accident.
 
+use auth_events_core::contract::{EventId, Timestamp};
+use auth_events_core::dead_letter::{DeadLetterKind, FailureStage, RelayDeadLetter, codes};
+use auth_events_core::ports::DeadLetterSink;
 use auth_events_tests::{Stack, spawn_strict_stack};
 use aws_sdk_eventbridge::config::http::HttpResponse;
 use aws_sdk_eventbridge::error::{ProvideErrorMetadata, SdkError};
@@ -196,4 +199,64 @@ async fn sqs_sends_aws_would_refuse_are_refused_with_its_codes_against_the_queue
         Ok(()),
         "the layer reads the queue's limit again after it changes"
     );
+}
+
+fn contract_breaking_letter(detail: &str) -> RelayDeadLetter {
+    let now = Timestamp::now();
+    RelayDeadLetter {
+        kind: DeadLetterKind::Relay,
+        event_id: Some(EventId::new()),
+        entry: None,
+        raw_image: Some(serde_json::json!({ "detail": { "S": detail } })),
+        stage: FailureStage::Contract,
+        error_code: codes::CONTRACT_INVALID.to_owned(),
+        message: "detail is not the contract".to_owned(),
+        attempts: 0,
+        first_failure_at: now,
+        last_failure_at: now,
+        sequence_number: None,
+        cut: None,
+    }
+}
+
+/// The DLQ adapter's letters are ones SQS accepts whatever they carry: a
+/// character SQS refuses is escaped (and reads back the same), a letter
+/// over the DLQ's 256 KiB is cut to fit and says so.
+#[tokio::test]
+async fn relay_letters_with_refused_characters_or_over_the_queue_size_are_accepted() {
+    let stack = spawn_strict_stack(StrictLimits::default()).await;
+    let dlq = stack.dead_letters();
+    let odd = contract_breaking_letter("{\"userId\":\"a\u{FFFF}b\"}");
+    let large = contract_breaking_letter(&"x".repeat(390 * 1024));
+
+    dlq.send(&odd)
+        .await
+        .expect("a letter holding U+FFFF is accepted");
+    dlq.send(&large).await.expect("a 390 KB letter is accepted");
+
+    let letters: Vec<RelayDeadLetter> = stack
+        .drain(&stack.dlq_url, 2, std::time::Duration::from_secs(10))
+        .await
+        .iter()
+        .map(|body| serde_json::from_str(body).expect("a relay letter"))
+        .collect();
+    assert_eq!(letters.len(), 2);
+    let read = |id| {
+        letters
+            .iter()
+            .find(|l| l.event_id == id)
+            .expect("its letter")
+    };
+    assert_eq!(
+        read(odd.event_id),
+        &odd,
+        "nothing of the odd letter is lost"
+    );
+    let cut = read(large.event_id);
+    assert!(
+        cut.cut.is_some(),
+        "the large letter says it was cut: {:?}",
+        cut.cut
+    );
+    assert_eq!(cut.error_code, codes::CONTRACT_INVALID);
 }

@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use auth_events_core::contract::SOURCE;
+use auth_events_core::limits;
 use auth_events_core::ports::PortError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
@@ -485,15 +486,21 @@ impl Migrator {
                 .map_err(|e| classify("PutRule", e))?;
             changes.push(Change::CreatedRule(names.rule.clone()));
         }
+        // As queues.tf makes them: 14 days, and the DLQ at the size the
+        // relay cuts its letters to.
         for queue in [&names.dlq, &names.target_queue] {
             if self.queue_url(queue).await?.is_none() {
-                self.sqs
-                    .create_queue()
-                    .queue_name(queue)
-                    .attributes(
-                        aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
-                        "1209600",
-                    )
+                let mut request = self.sqs.create_queue().queue_name(queue).attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
+                    "1209600",
+                );
+                if queue == &names.dlq {
+                    request = request.attributes(
+                        aws_sdk_sqs::types::QueueAttributeName::MaximumMessageSize,
+                        limits::DLQ_MAX_MESSAGE_BYTES.to_string(),
+                    );
+                }
+                request
                     .send()
                     .await
                     .map_err(|e| classify("CreateQueue", e))?;

@@ -7,6 +7,8 @@
 //! - the profile function's asynchronous on-failure record (the original
 //!   event as `requestPayload`).
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -92,6 +94,100 @@ pub struct RelayDeadLetter {
     pub last_failure_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence_number: Option<String>,
+    /// What was left out or shortened to fit the DLQ, when anything was;
+    /// the outbox item, read by `eventId`, keeps the whole event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<String>,
+}
+
+/// How much of the failure message a shortened letter keeps.
+const CUT_MESSAGE_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `json` with every character SQS refuses in a body written as a `\u`
+/// escape. Such characters can only occur inside JSON strings, where the
+/// escape reads back as the same character: nothing is lost.
+pub fn sqs_safe_json(json: &str) -> String {
+    let mut safe = String::with_capacity(json.len());
+    for c in json.chars() {
+        if crate::limits::sqs_allows_char(c) {
+            safe.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(safe, "\\u{unit:04x}");
+            }
+        }
+    }
+    safe
+}
+
+impl RelayDeadLetter {
+    /// The SQS message body for this letter: JSON that SQS accepts, of at
+    /// most `max_bytes`. A letter over it leaves out its entry and keeps as
+    /// much of its raw image as fits, as a string, and says so in `cut`.
+    pub fn to_sqs_body(&self, max_bytes: usize) -> Result<String, serde_json::Error> {
+        let whole = sqs_safe_json(&serde_json::to_string(self)?);
+        if whole.len() <= max_bytes {
+            return Ok(whole);
+        }
+        let raw = self
+            .raw_image
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let mut shortened = self.clone();
+        shortened.entry = None;
+        shortened.cut = Some(format!(
+            "the letter was {} bytes, over the DLQ's {max_bytes}: the entry is left out and the raw image shortened; read the outbox item by eventId for the whole event",
+            whole.len()
+        ));
+        let mut keep_raw = raw.len();
+        let mut keep_message = CUT_MESSAGE_BYTES;
+        loop {
+            shortened.raw_image =
+                (keep_raw > 0).then(|| Value::String(prefix(&raw, keep_raw).to_owned()));
+            prefix(&self.message, keep_message).clone_into(&mut shortened.message);
+            let body = sqs_safe_json(&serde_json::to_string(&shortened)?);
+            // Escaping can make kept text longer than its bytes: take off
+            // what is over, raw image first, and measure again.
+            let over = body.len().saturating_sub(max_bytes);
+            if over == 0 || (keep_raw == 0 && shortened.message.is_empty()) {
+                // A bare letter still over the limit is refused by SQS,
+                // and the relay sends the minimal letter instead.
+                return Ok(body);
+            }
+            if keep_raw > 0 {
+                keep_raw = keep_raw.saturating_sub(over);
+            } else {
+                keep_message = shortened.message.len().saturating_sub(over);
+            }
+        }
+    }
+
+    /// The letter with nothing but its key, stage, code and reason: what
+    /// is sent when SQS refuses the full one, so that no record waits for
+    /// a letter that can never be sent.
+    #[must_use]
+    pub fn minimal(&self, refused_with: &str) -> Self {
+        Self {
+            entry: None,
+            raw_image: None,
+            message: prefix(&self.message, CUT_MESSAGE_BYTES).to_owned(),
+            cut: Some(format!(
+                "a minimal letter: SQS refused the full one ({refused_with}); read the outbox item by eventId for the event"
+            )),
+            ..self.clone()
+        }
+    }
 }
 
 /// The part of Lambda's stream on-failure record that redrive needs.
@@ -231,6 +327,116 @@ mod tests {
 
     const DETAIL: &str = r#"{"eventId":"019ad3a0-0000-7000-8000-000000000001","schemaVersion":1,"userId":"u1","email":"a@b.co","timestamp":"2026-11-29T11:46:06.123Z"}"#;
 
+    fn letter_with_raw_image(raw: &str) -> RelayDeadLetter {
+        let at = Timestamp::parse("2026-11-29T11:46:06.123Z").expect("valid");
+        RelayDeadLetter {
+            kind: DeadLetterKind::Relay,
+            event_id: Some(
+                "019ad3a0-0000-7000-8000-000000000001"
+                    .parse()
+                    .expect("an id"),
+            ),
+            entry: None,
+            raw_image: Some(serde_json::json!({ "detail": { "S": raw } })),
+            stage: FailureStage::Contract,
+            error_code: codes::CONTRACT_INVALID.to_owned(),
+            message: format!("bad detail {raw}"),
+            attempts: 1,
+            first_failure_at: at,
+            last_failure_at: at,
+            sequence_number: None,
+            cut: None,
+        }
+    }
+
+    fn read_back(body: &str) -> RelayDeadLetter {
+        match DeadLetter::parse(body) {
+            Ok(DeadLetter::Relay(letter)) => letter,
+            other => panic!("not a relay letter: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn characters_sqs_refuses_are_escaped_and_read_back_unchanged() {
+        let letter = letter_with_raw_image("a\u{FFFF}b\u{FFFE}\u{0}\"c");
+        let body = letter.to_sqs_body(1_000_000).expect("serialises");
+        assert!(body.chars().all(crate::limits::sqs_allows_char), "{body}");
+        assert!(body.contains(r"\uffff"), "{body}");
+        assert_eq!(read_back(&body), letter);
+    }
+
+    #[test]
+    fn a_letter_over_the_limit_keeps_its_key_and_a_prefix_and_says_it_was_cut() {
+        let letter = letter_with_raw_image(&"x".repeat(390 * 1024));
+        let max = 256 * 1024;
+        let body = letter.to_sqs_body(max).expect("serialises");
+        assert!(body.len() <= max, "{} bytes", body.len());
+        let cut = read_back(&body);
+        assert_eq!(cut.event_id, letter.event_id);
+        assert_eq!(cut.error_code, letter.error_code);
+        assert!(
+            cut.cut
+                .as_deref()
+                .is_some_and(|note| note.contains("outbox item")),
+            "{cut:?}"
+        );
+        let whole = letter
+            .raw_image
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default();
+        let Some(Value::String(kept)) = &cut.raw_image else {
+            panic!(
+                "the raw image is kept as a string prefix: {:?}",
+                cut.raw_image
+            )
+        };
+        assert!(whole.starts_with(kept.as_str()) && kept.len() > max / 2);
+        assert!(cut.message.len() <= CUT_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn a_minimal_letter_keeps_the_key_stage_code_and_reason_only() {
+        let letter = letter_with_raw_image("x");
+        let minimal = letter.minimal("InvalidMessageContents");
+        assert_eq!(minimal.event_id, letter.event_id);
+        assert_eq!(minimal.stage, letter.stage);
+        assert_eq!(minimal.error_code, letter.error_code);
+        assert_eq!(minimal.message, letter.message);
+        assert_eq!((minimal.entry, minimal.raw_image), (None, None));
+        assert!(
+            minimal
+                .cut
+                .is_some_and(|note| note.contains("InvalidMessageContents"))
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever a raw image holds and whatever the limit, the body is
+        /// one SQS accepts, within the limit, and a letter `outboxctl` reads.
+        #[test]
+        fn every_letter_body_is_one_sqs_accepts_within_the_limit(
+            chars in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<char>(),
+                    proptest::strategy::Just('\u{FFFF}'),
+                    proptest::strategy::Just('"'),
+                    proptest::strategy::Just('\u{1}'),
+                ],
+                0..3_000,
+            ),
+            max in 1_500usize..12_000,
+        ) {
+            let raw: String = chars.into_iter().collect();
+            let body = letter_with_raw_image(&raw).to_sqs_body(max).expect("serialises");
+            proptest::prop_assert!(body.len() <= max, "{} > {max}", body.len());
+            proptest::prop_assert!(body.chars().all(crate::limits::sqs_allows_char));
+            proptest::prop_assert!(matches!(DeadLetter::parse(&body), Ok(DeadLetter::Relay(_))));
+        }
+    }
+
     #[test]
     fn a_relay_dead_letter_round_trips() {
         let at = Timestamp::parse("2026-11-29T11:46:06.123Z").expect("valid");
@@ -246,6 +452,7 @@ mod tests {
             first_failure_at: at,
             last_failure_at: at,
             sequence_number: Some("100".to_owned()),
+            cut: None,
         };
         let body = serde_json::to_string(&letter).expect("serialises");
         assert_eq!(DeadLetter::parse(&body), Ok(DeadLetter::Relay(letter)));

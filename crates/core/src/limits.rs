@@ -22,6 +22,12 @@ pub const TRACE_HEADER_MAX_CHARS: usize = 500;
 /// August 2025 (256 KiB before). A queue's `MaximumMessageSize` may be lower.
 pub const SQS_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// Our DLQ's `MaximumMessageSize`, as `infra/terraform/queues.tf` and the
+/// migrations create it: not an AWS limit but our choice below it. A
+/// letter never needs more (the outbox item keeps the whole event), and
+/// smaller messages keep `outboxctl` reading a deep DLQ in bounded memory.
+pub const DLQ_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// Whether SQS accepts `c` in a message body or string attribute: `#x9`,
 /// `#xA`, `#xD`, `#x20` to `#xD7FF`, `#xE000` to `#xFFFD` and `#x10000` to
 /// `#x10FFFF` (SQS `SendMessage`, `MessageBody`). A Rust `char` is never a

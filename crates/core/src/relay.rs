@@ -185,8 +185,9 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 first_failure_at: now,
                 last_failure_at: now,
                 sequence_number: record.sequence_number,
+                cut: None,
             };
-            match self.dead_letters.send(&letter).await {
+            match self.deliver(&letter).await {
                 Ok(()) => {
                     report.dead_lettered += 1;
                     if let Some(event_id) = record.event_id {
@@ -506,10 +507,22 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         }
     }
 
+    /// Sends `letter`, or its minimal form if SQS refuses the full one as
+    /// invalid: only an unreachable DLQ may hold a record back.
+    async fn deliver(&self, letter: &RelayDeadLetter) -> Result<(), PortError> {
+        match self.dead_letters.send(letter).await {
+            Err(error) if !error.is_retryable() => {
+                warn!(event_id = ?letter.event_id, error = %error, "the DLQ refused the letter; sending a minimal one");
+                self.dead_letters.send(&letter.minimal(error.code())).await
+            }
+            sent => sent,
+        }
+    }
+
     /// True when the letter reached the DLQ.
     async fn send_letter(&self, candidate: &Candidate, letter: &RelayDeadLetter) -> bool {
         let event_id = candidate.record.event_id;
-        match self.dead_letters.send(letter).await {
+        match self.deliver(letter).await {
             Ok(()) => {
                 warn!(%event_id, error_code = %letter.error_code, "event dead-lettered");
                 self.note_dead_lettered(event_id, letter).await;
@@ -569,6 +582,7 @@ fn letter_for(
         first_failure_at,
         last_failure_at: Timestamp::now(),
         sequence_number: candidate.sequence_number.clone(),
+        cut: None,
     }
 }
 
@@ -848,6 +862,60 @@ mod tests {
         assert_eq!(report.dead_lettered, 0, "{report:?}");
         assert_eq!(report.failed_positions, (0..10).collect::<Vec<_>>());
         assert!(relay.store().records().iter().all(OutboxRecord::is_pending));
+    }
+
+    /// A DLQ that refuses every letter carrying a payload, as SQS refuses a
+    /// body it cannot take, and keeps the rest.
+    #[derive(Debug, Default)]
+    struct RefusesFullLetters(MemoryDeadLetters);
+
+    impl DeadLetterSink for RefusesFullLetters {
+        async fn send(&self, letter: &RelayDeadLetter) -> Result<(), PortError> {
+            if letter.entry.is_some() || letter.raw_image.is_some() {
+                return Err(PortError::permanent(
+                    "SendMessage",
+                    "InvalidMessageContents",
+                    "injected: the body holds a character SQS refuses",
+                ));
+            }
+            self.0.send(letter).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_letter_sqs_refuses_is_sent_again_minimal_and_the_record_does_not_wait() {
+        let relay = Relay::new(
+            FaultyPublisher::new(MemoryPublisher::default()),
+            MemoryOutbox::default(),
+            RefusesFullLetters::default(),
+            quick_backoff(),
+        );
+        let candidates = candidates(relay.store(), 1).await;
+        let event_id = candidates[0].record.event_id;
+        relay.publisher().fail_entries(Some(EntryFault {
+            code: "InvalidArgument".to_owned(),
+            ratio: 1.0,
+        }));
+
+        let mut report = RelayReport::default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        relay.publish(candidates, deadline, &mut report).await;
+
+        assert_eq!(report.dead_lettered, 1, "{report:?}");
+        assert!(report.failed_positions.is_empty(), "{report:?}");
+        let letters = relay.dead_letters.0.letters();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].event_id, Some(event_id));
+        assert_eq!(letters[0].error_code, "InvalidArgument");
+        assert!(
+            letters[0]
+                .cut
+                .as_deref()
+                .is_some_and(|note| note.contains("InvalidMessageContents")),
+            "{:?}",
+            letters[0]
+        );
+        assert!(!relay.store().record(event_id).expect("kept").is_pending());
     }
 
     proptest::proptest! {

@@ -14,6 +14,8 @@ pub struct Config {
     pub outbox_table: String,
     pub event_bus_name: String,
     pub dlq_url: String,
+    /// The DLQ's `MaximumMessageSize`: letters are cut to fit it.
+    pub dlq_max_message_bytes: usize,
     pub relay: RelayConfig,
     pub handler: HandlerConfig,
 }
@@ -77,6 +79,16 @@ impl Config {
             "must be between 1 and 1048576 (the PutEvents limit)",
         )?;
 
+        let dlq_max_message_bytes: usize =
+            parsed_or(vars, "DLQ_MAX_MESSAGE_BYTES", limits::DLQ_MAX_MESSAGE_BYTES)?;
+        check(
+            (1024..=limits::SQS_MAX_MESSAGE_BYTES).contains(&dlq_max_message_bytes),
+            "DLQ_MAX_MESSAGE_BYTES",
+            dlq_max_message_bytes,
+            // SQS's own bounds on MaximumMessageSize.
+            "must be between 1024 and 1048576, the DLQ's MaximumMessageSize",
+        )?;
+
         let backoff_min = millis_or(vars, "BACKOFF_MIN_MS", defaults.backoff.min_delay)?;
         let backoff_max = millis_or(vars, "BACKOFF_MAX_MS", defaults.backoff.max_delay)?;
         // A zero delay would retry a throttled bus in a tight loop.
@@ -106,6 +118,7 @@ impl Config {
             outbox_table: required(vars, "OUTBOX_TABLE")?,
             event_bus_name: required(vars, "EVENT_BUS_NAME")?,
             dlq_url: required(vars, "DLQ_URL")?,
+            dlq_max_message_bytes,
             relay: RelayConfig {
                 max_entries: defaults.max_entries,
                 max_request_bytes,
@@ -173,6 +186,7 @@ mod tests {
         assert_eq!(config.event_bus_name, "dev-auth");
         assert_eq!(config.relay.max_attempts, 5);
         assert_eq!(config.relay.max_entries, 10);
+        assert_eq!(config.dlq_max_message_bytes, 262_144);
         assert_eq!(config.relay.max_request_bytes, 1_048_576);
         assert_eq!(config.relay.backoff.min_delay, Duration::from_millis(50));
         assert_eq!(config.relay.backoff.max_delay, Duration::from_secs(2));

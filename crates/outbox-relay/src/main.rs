@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
             config.event_bus_name,
         ),
         DynamoOutbox::new(aws_sdk_dynamodb::Client::new(&sdk), config.outbox_table),
-        SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), config.dlq_url),
+        SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), config.dlq_url)
+            .with_max_message_bytes(config.dlq_max_message_bytes),
         config.relay,
     );
     let handler = Handler::new(relay, config.handler);

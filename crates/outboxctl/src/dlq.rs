@@ -408,10 +408,20 @@ fn detail_rows(message: &DlqMessage, key: Option<&PiiKey>) -> Vec<(&'static str,
                 ));
                 rows.push(("detail", redact_text(&entry.detail, key)));
             }
-            if let Some(image) = &letter.raw_image {
-                let mut image = image.clone();
-                redact_json(&mut image, key);
-                rows.push(("raw image", image.to_string()));
+            if let Some(cut) = &letter.cut {
+                rows.push(("cut", cut.clone()));
+            }
+            match &letter.raw_image {
+                // A cut letter keeps the start of the image's JSON as text.
+                Some(Value::String(start)) => {
+                    rows.push(("raw image (start)", redact_text(start, key)));
+                }
+                Some(image) => {
+                    let mut image = image.clone();
+                    redact_json(&mut image, key);
+                    rows.push(("raw image", image.to_string()));
+                }
+                None => {}
             }
         }
         Ok(DeadLetter::StreamBatch { info, condition }) => {

@@ -152,6 +152,7 @@ async fn seed(stack: &Stack) -> Seeded {
             first_failure_at: now,
             last_failure_at: now,
             sequence_number: Some("4100000000000000000001".to_owned()),
+            cut: None,
         })
         .await
         .expect("dead letter sent");
