@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use auth_events_aws::streams::lambda_record;
-use auth_events_core::contract::{Email, PhotoUrl, Timestamp, UserAction, UserEvent, UserId};
+use auth_events_core::contract::{
+    Email, EventId, PhotoUrl, Timestamp, UserAction, UserEvent, UserId,
+};
 use auth_events_core::dead_letter::RelayDeadLetter;
 use auth_events_core::outbox::{DEFAULT_TTL, OutboxRecord};
 use auth_events_core::ports::OutboxStore;
@@ -244,6 +246,66 @@ async fn a_request_aws_refuses_whole_for_one_entry_publishes_the_others_and_dead
     assert!(
         !stored.is_pending(),
         "dead-lettered, so the sweep leaves it"
+    );
+}
+
+/// A late stream retry must not count a failure on, or dead-letter, an
+/// event the sweep already published: both writes are conditional on the
+/// item still being pending, and a missing item stays an error.
+#[tokio::test]
+async fn failures_and_dead_letters_are_recorded_only_on_items_still_pending() {
+    let stack = spawn_stack().await;
+    let outbox = stack.outbox();
+    let now = Timestamp::now();
+    let published = record(0);
+    let pending = record(1);
+    for r in [&published, &pending] {
+        outbox.insert(r).await.expect("inserted");
+    }
+    outbox
+        .mark_published(published.event_id, "bus-1", now)
+        .await
+        .expect("marked");
+
+    let late = outbox
+        .record_failure(published.event_id, "ThrottlingException", now)
+        .await
+        .expect("answered");
+    assert_eq!(late, None, "nothing counted on a published item");
+    let marked = outbox
+        .mark_dead_lettered(published.event_id, "retries_exhausted", now)
+        .await
+        .expect("answered");
+    assert!(!marked, "a published item is not marked dead-lettered");
+    let stored = outbox
+        .get(published.event_id)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(
+        (stored.attempts, stored.dead_lettered_at, stored.last_error),
+        (0, None, None)
+    );
+    assert!(stored.published_at.is_some());
+
+    let counted = outbox
+        .record_failure(pending.event_id, "ThrottlingException", now)
+        .await
+        .expect("answered")
+        .expect("counted on a pending item");
+    assert_eq!(counted.attempts, 1);
+    assert!(
+        outbox
+            .mark_dead_lettered(pending.event_id, "retries_exhausted", now)
+            .await
+            .expect("answered")
+    );
+    assert!(
+        outbox
+            .record_failure(EventId::new(), "ThrottlingException", now)
+            .await
+            .is_err(),
+        "a missing item is an error, not 'already handled'"
     );
 }
 

@@ -7,6 +7,9 @@ use auth_events_core::outbox::{
     ATTR_CREATED_AT, ATTR_EVENT_ID, ATTR_PENDING_SHARD, OutboxRecord, PENDING_INDEX, pending_shards,
 };
 use auth_events_core::ports::{FailureHistory, Inserted, OutboxStore, PortError};
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::errors::classify;
@@ -53,18 +56,66 @@ impl DynamoOutbox {
         values: SdkItem,
         returns: ReturnValue,
     ) -> Result<Option<SdkItem>, PortError> {
+        self.update_if(
+            event_id,
+            expression,
+            "attribute_exists(eventId)",
+            values,
+            returns,
+        )
+        .await
+        .map_err(|e| classify("UpdateItem", e))
+    }
+
+    /// `update_existing` on an item still in the pending index: `None`
+    /// when the item is there but no longer pending, so the caller can tell
+    /// "already handled" from "missing", which stays an error.
+    async fn update_pending(
+        &self,
+        event_id: EventId,
+        expression: &str,
+        values: SdkItem,
+        returns: ReturnValue,
+    ) -> Result<Option<Option<SdkItem>>, PortError> {
+        let condition = format!("attribute_exists({ATTR_PENDING_SHARD})");
+        match self
+            .update_if(event_id, expression, &condition, values, returns)
+            .await
+        {
+            Ok(attributes) => Ok(Some(attributes)),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                match self.get(event_id).await? {
+                    Some(_) => Ok(None),
+                    None => Err(classify("UpdateItem", error)),
+                }
+            }
+            Err(error) => Err(classify("UpdateItem", error)),
+        }
+    }
+
+    async fn update_if(
+        &self,
+        event_id: EventId,
+        expression: &str,
+        condition: &str,
+        values: SdkItem,
+        returns: ReturnValue,
+    ) -> Result<Option<SdkItem>, SdkError<UpdateItemError, HttpResponse>> {
         let output = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(event_id)))
             .update_expression(expression)
-            .condition_expression("attribute_exists(eventId)")
+            .condition_expression(condition)
             .set_expression_attribute_values(Some(values))
             .return_values(returns)
             .send()
-            .await
-            .map_err(|e| classify("UpdateItem", e))?;
+            .await?;
         Ok(output.attributes)
     }
 
@@ -166,26 +217,28 @@ impl OutboxStore for DynamoOutbox {
         event_id: EventId,
         error: &str,
         at: Timestamp,
-    ) -> Result<FailureHistory, PortError> {
+    ) -> Result<Option<FailureHistory>, PortError> {
         let values = HashMap::from([
             (":err".to_owned(), s(error)),
             (":at".to_owned(), s(at.to_string())),
             (":one".to_owned(), AttributeValue::N("1".to_owned())),
         ]);
-        let attributes = self
-            .update_existing(
+        let Some(attributes) = self
+            .update_pending(
                 event_id,
                 "SET lastError = :err, firstFailureAt = if_not_exists(firstFailureAt, :at) ADD attempts :one",
                 values,
                 ReturnValue::AllNew,
             )
             .await?
-            .unwrap_or_default();
-        let record = decode("UpdateItem", attributes)?;
-        Ok(FailureHistory {
+        else {
+            return Ok(None);
+        };
+        let record = decode("UpdateItem", attributes.unwrap_or_default())?;
+        Ok(Some(FailureHistory {
             attempts: record.attempts,
             first_failure_at: record.first_failure_at.unwrap_or(at),
-        })
+        }))
     }
 
     async fn mark_dead_lettered(
@@ -193,19 +246,20 @@ impl OutboxStore for DynamoOutbox {
         event_id: EventId,
         reason: &str,
         at: Timestamp,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         let values = HashMap::from([
             (":at".to_owned(), s(at.to_string())),
             (":why".to_owned(), s(reason)),
         ]);
-        self.update_existing(
-            event_id,
-            "SET deadLetteredAt = :at, lastError = :why REMOVE pendingShard",
-            values,
-            ReturnValue::None,
-        )
-        .await?;
-        Ok(())
+        let marked = self
+            .update_pending(
+                event_id,
+                "SET deadLetteredAt = :at, lastError = :why REMOVE pendingShard",
+                values,
+                ReturnValue::None,
+            )
+            .await?;
+        Ok(marked.is_some())
     }
 
     async fn pending(

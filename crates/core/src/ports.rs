@@ -127,21 +127,24 @@ pub trait OutboxStore: Send + Sync {
         at: Timestamp,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
-    /// Counts one failed invocation and returns the history so far.
+    /// Counts one failed invocation on a pending item and returns the
+    /// history so far; `None` when the item is no longer pending (published
+    /// or dead-lettered meanwhile), when nothing is counted.
     fn record_failure(
         &self,
         event_id: EventId,
         error: &str,
         at: Timestamp,
-    ) -> impl Future<Output = Result<FailureHistory, PortError>> + Send;
+    ) -> impl Future<Output = Result<Option<FailureHistory>, PortError>> + Send;
 
-    /// Leaves the pending index: the event now waits in the DLQ.
+    /// Leaves the pending index: the event now waits in the DLQ. False,
+    /// changing nothing, when the item was no longer pending.
     fn mark_dead_lettered(
         &self,
         event_id: EventId,
         reason: &str,
         at: Timestamp,
-    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
 
     /// Pending items created before `cutoff`, oldest first, at most `limit`.
     fn pending(

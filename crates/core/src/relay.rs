@@ -10,7 +10,7 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 use serde_json::Value;
 use tokio::time::Instant;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::contract::{EventId, Timestamp};
 use crate::dead_letter::{DeadLetterKind, FailureStage, RelayDeadLetter, codes};
@@ -28,6 +28,14 @@ pub struct RelayConfig {
     /// instead of holding its shard.
     pub max_attempts: u32,
     pub backoff: FullJitter,
+    /// How long one PutEvents request may take before it is given up and
+    /// its entries retried: well under an invocation, so one hung
+    /// connection cannot use all of it.
+    pub attempt_timeout: Duration,
+    /// The bound on each mark, DLQ send and failure count, which run as
+    /// late as the retry deadline: below the handler's safety margin, so
+    /// the invocation answers before Lambda's timeout.
+    pub bookkeeping_timeout: Duration,
 }
 
 impl Default for RelayConfig {
@@ -37,6 +45,8 @@ impl Default for RelayConfig {
             max_request_bytes: limits::PUT_EVENTS_MAX_REQUEST_BYTES,
             max_attempts: 5,
             backoff: FullJitter::new(Duration::from_millis(50), Duration::from_secs(2)),
+            attempt_timeout: Duration::from_secs(3),
+            bookkeeping_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -135,6 +145,18 @@ struct InFlight {
     candidate: Candidate,
     entry: BusEntry,
     last_error: String,
+    /// Whether a request carrying it was sent: only those count as a
+    /// failed attempt on the outbox item.
+    sent: bool,
+}
+
+/// What counting one more failure did.
+enum Counted {
+    DeadLettered,
+    /// The item was no longer pending: the sweep or another invocation
+    /// published or dead-lettered it meanwhile.
+    AlreadyHandled,
+    StillFailing,
 }
 
 #[derive(Debug)]
@@ -238,6 +260,7 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 candidate,
                 entry,
                 last_error: String::new(),
+                sent: false,
             });
         }
 
@@ -259,17 +282,47 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
             given_up.extend(stop);
         }
         given_up.extend(in_flight);
-        // Concurrently: this runs after the retry deadline, inside the
-        // safety margin, and one round trip per event would overrun it.
-        let counted =
-            futures_util::future::join_all(given_up.iter().map(|f| self.count_failure(f))).await;
-        for (failed, dead_lettered) in given_up.iter().zip(counted) {
-            if dead_lettered {
-                report.dead_lettered += 1;
-            } else {
-                report.failed_positions.push(failed.candidate.position);
+        let (sent, unsent): (Vec<InFlight>, Vec<InFlight>) =
+            given_up.into_iter().partition(|f| f.sent);
+        // Never offered to the bus: not a failed attempt, only unfinished.
+        report
+            .failed_positions
+            .extend(unsent.iter().map(|f| f.candidate.position));
+        // Concurrently, each within the bookkeeping bound: this runs after
+        // the retry deadline, inside the safety margin.
+        let counted = futures_util::future::join_all(sent.iter().map(|f| async {
+            tokio::time::timeout(self.config.bookkeeping_timeout, self.count_failure(f))
+                .await
+                .unwrap_or(Counted::StillFailing)
+        }))
+        .await;
+        for (failed, counted) in sent.iter().zip(counted) {
+            match counted {
+                Counted::DeadLettered => report.dead_lettered += 1,
+                Counted::AlreadyHandled => {}
+                Counted::StillFailing => report.failed_positions.push(failed.candidate.position),
             }
         }
+    }
+
+    /// `call`, or a transient `Timeout` once the bookkeeping bound passes.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        let bound = self.config.bookkeeping_timeout;
+        // Boxed: an SDK call's future is kilobytes, and inline it would
+        // grow every future of the engine and its callers.
+        tokio::time::timeout(bound, Box::pin(call))
+            .await
+            .unwrap_or_else(|_| {
+                Err(PortError::transient(
+                    operation,
+                    "Timeout",
+                    format!("no answer within {bound:?}"),
+                ))
+            })
     }
 
     /// One pass over everything in flight; returns (retry, stop retrying).
@@ -296,7 +349,6 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         let mut retry = Vec::new();
         let mut stop = Vec::new();
         while let Some(mut chunk) = requests.pop_front() {
-            let entries: Vec<&BusEntry> = chunk.iter().map(|f| &f.entry).collect();
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 // A zero timeout still polls once, which may send: an event
@@ -307,14 +359,23 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                 stop.extend(chunk);
                 continue;
             }
-            let outcome =
-                tokio::time::timeout(remaining, self.publisher.put_events(&entries)).await;
+            for f in &mut chunk {
+                f.sent = true;
+            }
+            let entries: Vec<&BusEntry> = chunk.iter().map(|f| &f.entry).collect();
+            let limit = remaining.min(self.config.attempt_timeout);
+            let outcome = tokio::time::timeout(limit, self.publisher.put_events(&entries)).await;
+            drop(entries);
             match outcome {
+                // Cut off: it may have been published, so a retry may
+                // publish it twice, which consumers deduplicate. The retry
+                // loop stops at the deadline.
                 Err(_) => {
+                    warn!(entries = chunk.len(), timeout = ?limit, "PutEvents did not answer in time; retrying its entries");
                     for f in &mut chunk {
                         "timeout".clone_into(&mut f.last_error);
                     }
-                    stop.extend(chunk);
+                    retry.extend(chunk);
                 }
                 Ok(Err(error))
                     if !error.is_retryable() && request_refused_for_its_content(error.code()) =>
@@ -417,8 +478,11 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         // only line a mark logs names its event.
         let marks = published.iter().map(|(record, bus_event_id)| async move {
             let result = self
-                .store
-                .mark_published(record.event_id, bus_event_id, now)
+                .bounded(
+                    "UpdateItem",
+                    self.store
+                        .mark_published(record.event_id, bus_event_id, now),
+                )
                 .await;
             (record.event_id, result)
         });
@@ -432,17 +496,24 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
         }
     }
 
-    /// Counts one more failed invocation; true when the event went to the
-    /// DLQ, false when it stays failing for a later invocation.
-    async fn count_failure(&self, failed: &InFlight) -> bool {
+    /// Counts one more failed invocation on a still-pending item, and
+    /// dead-letters the event once it has failed `max_attempts` times.
+    async fn count_failure(&self, failed: &InFlight) -> Counted {
         let now = Timestamp::now();
         let record = &failed.candidate.record;
-        match self
-            .store
-            .record_failure(record.event_id, &failed.last_error, now)
-            .await
-        {
-            Ok(history) if history.attempts >= self.config.max_attempts => {
+        let counted = self
+            .bounded(
+                "UpdateItem",
+                self.store
+                    .record_failure(record.event_id, &failed.last_error, now),
+            )
+            .await;
+        match counted {
+            Ok(None) => {
+                info!(event_id = %record.event_id, "already published or dead-lettered; nothing to count");
+                Counted::AlreadyHandled
+            }
+            Ok(Some(history)) if history.attempts >= self.config.max_attempts => {
                 let message = format!(
                     "still failing after {} invocations, last error {}",
                     history.attempts, failed.last_error
@@ -456,15 +527,19 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
                     history.attempts,
                     history.first_failure_at,
                 );
-                self.send_letter(&failed.candidate, &letter).await
+                if self.send_letter(&failed.candidate, &letter).await {
+                    Counted::DeadLettered
+                } else {
+                    Counted::StillFailing
+                }
             }
-            Ok(history) => {
+            Ok(Some(history)) => {
                 warn!(event_id = %record.event_id, attempts = history.attempts, last_error = %failed.last_error, "event still failing; left for a later invocation");
-                false
+                Counted::StillFailing
             }
             Err(error) => {
                 warn!(event_id = %record.event_id, error = %error, "could not count the failure; left for a later invocation");
-                false
+                Counted::StillFailing
             }
         }
     }
@@ -498,22 +573,36 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
     }
 
     async fn note_dead_lettered(&self, event_id: EventId, letter: &RelayDeadLetter) {
-        if let Err(error) = self
-            .store
-            .mark_dead_lettered(event_id, &letter.error_code, letter.last_failure_at)
-            .await
-        {
-            warn!(%event_id, error = %error, "dead-lettered, but the outbox item still says pending");
+        let marked = self
+            .bounded(
+                "UpdateItem",
+                self.store
+                    .mark_dead_lettered(event_id, &letter.error_code, letter.last_failure_at),
+            )
+            .await;
+        match marked {
+            Ok(true) => {}
+            Ok(false) => {
+                info!(%event_id, "dead-lettered, but the item had already been handled meanwhile");
+            }
+            Err(error) => {
+                warn!(%event_id, error = %error, "dead-lettered, but the outbox item still says pending");
+            }
         }
     }
 
     /// Sends `letter`, or its minimal form if SQS refuses the full one as
     /// invalid: only an unreachable DLQ may hold a record back.
     async fn deliver(&self, letter: &RelayDeadLetter) -> Result<(), PortError> {
-        match self.dead_letters.send(letter).await {
+        match self
+            .bounded("SendMessage", self.dead_letters.send(letter))
+            .await
+        {
             Err(error) if !error.is_retryable() => {
                 warn!(event_id = ?letter.event_id, error = %error, "the DLQ refused the letter; sending a minimal one");
-                self.dead_letters.send(&letter.minimal(error.code())).await
+                let minimal = letter.minimal(error.code());
+                self.bounded("SendMessage", self.dead_letters.send(&minimal))
+                    .await
             }
             sent => sent,
         }
@@ -916,6 +1005,132 @@ mod tests {
             letters[0]
         );
         assert!(!relay.store().record(event_id).expect("kept").is_pending());
+    }
+
+    fn faulty_relay<D: DeadLetterSink>(
+        dead_letters: D,
+        max_attempts: u32,
+    ) -> Relay<FaultyPublisher<MemoryPublisher>, MemoryOutbox, D> {
+        Relay::new(
+            FaultyPublisher::new(MemoryPublisher::default()),
+            MemoryOutbox::default(),
+            dead_letters,
+            RelayConfig {
+                max_attempts,
+                attempt_timeout: Duration::from_millis(100),
+                ..quick_backoff()
+            },
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_put_events_that_hangs_is_cut_off_by_the_attempt_timeout_and_retried_in_time() {
+        let relay = faulty_relay(MemoryDeadLetters::default(), 5);
+        let candidates = candidates(relay.store(), 3).await;
+        relay.publisher().hang_next_calls(1);
+
+        let mut report = RelayReport::default();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        relay.publish(candidates, deadline, &mut report).await;
+
+        assert_eq!(report.published, 3, "{report:?}");
+        assert!(report.failed_positions.is_empty(), "{report:?}");
+        assert_eq!(relay.publisher().calls(), 2, "one hung request, one retry");
+        assert!(
+            Instant::now() < deadline,
+            "retried well before the deadline"
+        );
+    }
+
+    /// A DLQ whose sends never answer.
+    #[derive(Debug, Default)]
+    struct HangingDlq;
+
+    impl DeadLetterSink for HangingDlq {
+        async fn send(&self, _: &RelayDeadLetter) -> Result<(), PortError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dlq_that_hangs_does_not_keep_the_invocation_past_its_deadline() {
+        let relay = faulty_relay(HangingDlq, 1);
+        let candidates = candidates(relay.store(), 4).await;
+        // Two fail for good at once (a DLQ send inside the retry window),
+        // two keep failing until the deadline (sends after it).
+        let ids: Vec<EventId> = candidates.iter().map(|c| c.record.event_id).collect();
+        relay.publisher().refuse_requests(Some(RequestFault {
+            code: "ValidationException".to_owned(),
+            carrying: ids[..2].iter().copied().collect(),
+        }));
+        relay.publisher().fail_entries(Some(EntryFault {
+            code: "ThrottlingException".to_owned(),
+            ratio: 1.0,
+        }));
+
+        let mut report = RelayReport::default();
+        let budget = Duration::from_secs(2);
+        let deadline = Instant::now() + budget;
+        relay.publish(candidates, deadline, &mut report).await;
+
+        let bound = relay.config().bookkeeping_timeout;
+        assert!(
+            Instant::now() <= deadline + bound,
+            "{:?} past the deadline",
+            Instant::now() - deadline
+        );
+        assert_eq!(report.failed_positions, vec![0, 1, 2, 3], "{report:?}");
+        assert_eq!(report.dead_lettered, 0);
+        assert!(relay.store().records().iter().all(OutboxRecord::is_pending));
+    }
+
+    #[tokio::test]
+    async fn a_failure_recorded_after_the_sweep_published_the_item_changes_nothing() {
+        let relay = faulty_relay(MemoryDeadLetters::default(), 1);
+        let candidates = candidates(relay.store(), 1).await;
+        let event_id = candidates[0].record.event_id;
+        relay.publisher().unavailable.set(true);
+        // What the sweep did meanwhile, elsewhere.
+        relay
+            .store()
+            .mark_published(event_id, "bus-by-the-sweep", Timestamp::now())
+            .await
+            .expect("in memory");
+        let before = relay.store().record(event_id);
+
+        let mut report = RelayReport::default();
+        let deadline = Instant::now() + Duration::from_millis(50);
+        relay.publish(candidates, deadline, &mut report).await;
+
+        assert!(relay.dead_letters.letters().is_empty(), "a false page");
+        assert!(report.failed_positions.is_empty(), "{report:?}");
+        assert_eq!(report.dead_lettered, 0);
+        assert_eq!(
+            relay.store().record(event_id),
+            before,
+            "the item is unchanged"
+        );
+    }
+
+    #[tokio::test]
+    async fn entries_never_sent_before_the_deadline_are_not_counted_as_attempts() {
+        let relay = faulty_relay(MemoryDeadLetters::default(), 1);
+        let candidates = candidates(relay.store(), 3).await;
+
+        let mut report = RelayReport::default();
+        relay.publish(candidates, Instant::now(), &mut report).await;
+
+        assert_eq!(relay.publisher().calls(), 0);
+        assert_eq!(report.failed_positions, vec![0, 1, 2]);
+        assert!(relay.dead_letters.letters().is_empty());
+        assert!(
+            relay
+                .store()
+                .records()
+                .iter()
+                .all(|r| r.is_pending() && r.attempts == 0),
+            "nothing was tried, so nothing is counted"
+        );
     }
 
     proptest::proptest! {

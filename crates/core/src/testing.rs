@@ -87,6 +87,7 @@ pub struct FaultyPublisher<P> {
     rng: Mutex<fastrand::Rng>,
     forwarded: Mutex<Vec<Option<EventId>>>,
     calls: AtomicUsize,
+    hanging: AtomicUsize,
 }
 
 impl<P> FaultyPublisher<P> {
@@ -99,11 +100,18 @@ impl<P> FaultyPublisher<P> {
             rng: Mutex::new(fastrand::Rng::with_seed(7)),
             forwarded: Mutex::new(Vec::new()),
             calls: AtomicUsize::new(0),
+            hanging: AtomicUsize::new(0),
         }
     }
 
     pub fn inner(&self) -> &P {
         &self.inner
+    }
+
+    /// The next `calls` calls never answer, as a request on a connection
+    /// that hung.
+    pub fn hang_next_calls(&self, calls: usize) {
+        self.hanging.store(calls, Ordering::SeqCst);
     }
 
     pub fn refuse_requests(&self, fault: Option<RequestFault>) {
@@ -127,6 +135,13 @@ impl<P> FaultyPublisher<P> {
 impl<P: Publisher> Publisher for FaultyPublisher<P> {
     async fn put_events(&self, entries: &[&BusEntry]) -> Result<Vec<EntryResult>, PortError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let hangs = self
+            .hanging
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if hangs {
+            return std::future::pending().await;
+        }
         if self.unavailable.is_on() {
             return Err(PortError::transient(
                 "PutEvents",
@@ -244,18 +259,21 @@ impl OutboxStore for MemoryOutbox {
         event_id: EventId,
         error: &str,
         at: Timestamp,
-    ) -> Result<FailureHistory, PortError> {
+    ) -> Result<Option<FailureHistory>, PortError> {
         let mut items = lock(&self.items);
         let item = items
             .get_mut(&event_id)
             .ok_or_else(|| missing("UpdateItem", event_id))?;
+        if !item.is_pending() {
+            return Ok(None);
+        }
         item.attempts += 1;
         item.last_error = Some(error.to_owned());
         let first_failure_at = *item.first_failure_at.get_or_insert(at);
-        Ok(FailureHistory {
+        Ok(Some(FailureHistory {
             attempts: item.attempts,
             first_failure_at,
-        })
+        }))
     }
 
     async fn mark_dead_lettered(
@@ -263,15 +281,18 @@ impl OutboxStore for MemoryOutbox {
         event_id: EventId,
         reason: &str,
         at: Timestamp,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         let mut items = lock(&self.items);
         let item = items
             .get_mut(&event_id)
             .ok_or_else(|| missing("UpdateItem", event_id))?;
+        if !item.is_pending() {
+            return Ok(false);
+        }
         item.dead_lettered_at = Some(at);
         item.last_error = Some(reason.to_owned());
         item.pending_shard = None;
-        Ok(())
+        Ok(true)
     }
 
     async fn pending(
@@ -392,7 +413,7 @@ impl<S: OutboxStore> OutboxStore for FaultyOutbox<S> {
         event_id: EventId,
         error: &str,
         at: Timestamp,
-    ) -> Result<FailureHistory, PortError> {
+    ) -> Result<Option<FailureHistory>, PortError> {
         self.check("UpdateItem")?;
         self.inner.record_failure(event_id, error, at).await
     }
@@ -402,7 +423,7 @@ impl<S: OutboxStore> OutboxStore for FaultyOutbox<S> {
         event_id: EventId,
         reason: &str,
         at: Timestamp,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         self.check("UpdateItem")?;
         self.inner.mark_dead_lettered(event_id, reason, at).await
     }

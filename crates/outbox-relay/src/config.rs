@@ -124,6 +124,7 @@ impl Config {
                 max_request_bytes,
                 max_attempts,
                 backoff: FullJitter::new(backoff_min, backoff_max),
+                ..defaults
             },
             handler: HandlerConfig {
                 sweep_older_than: secs_or(
