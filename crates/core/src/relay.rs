@@ -365,7 +365,6 @@ impl<P: Publisher, S: OutboxStore, D: DeadLetterSink> Relay<P, S, D> {
             let entries: Vec<&BusEntry> = chunk.iter().map(|f| &f.entry).collect();
             let limit = remaining.min(self.config.attempt_timeout);
             let outcome = tokio::time::timeout(limit, self.publisher.put_events(&entries)).await;
-            drop(entries);
             match outcome {
                 // Cut off: it may have been published, so a retry may
                 // publish it twice, which consumers deduplicate. The retry
