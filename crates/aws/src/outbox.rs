@@ -67,22 +67,23 @@ impl DynamoOutbox {
         .map_err(|e| classify("UpdateItem", e))
     }
 
-    /// `update_existing` on an item still in the pending index: `None`
-    /// when the item is there but no longer pending, so the caller can tell
-    /// "already handled" from "missing", which stays an error.
+    /// `update_existing` on an item still in the pending index: the
+    /// returned attributes (empty unless asked for), or `None` when the item
+    /// is there but no longer pending, so the caller can tell "already
+    /// handled" from "missing", which stays an error.
     async fn update_pending(
         &self,
         event_id: EventId,
         expression: &str,
         values: SdkItem,
         returns: ReturnValue,
-    ) -> Result<Option<Option<SdkItem>>, PortError> {
+    ) -> Result<Option<SdkItem>, PortError> {
         let condition = format!("attribute_exists({ATTR_PENDING_SHARD})");
         match self
             .update_if(event_id, expression, &condition, values, returns)
             .await
         {
-            Ok(attributes) => Ok(Some(attributes)),
+            Ok(attributes) => Ok(Some(attributes.unwrap_or_default())),
             Err(error)
                 if error
                     .as_service_error()
@@ -234,7 +235,7 @@ impl OutboxStore for DynamoOutbox {
         else {
             return Ok(None);
         };
-        let record = decode("UpdateItem", attributes.unwrap_or_default())?;
+        let record = decode("UpdateItem", attributes)?;
         Ok(Some(FailureHistory {
             attempts: record.attempts,
             first_failure_at: record.first_failure_at.unwrap_or(at),
