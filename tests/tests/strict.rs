@@ -58,21 +58,21 @@ async fn put(stack: &Stack, entries: Vec<PutEventsRequestEntry>) -> Outcome {
 
 #[tokio::test]
 async fn put_events_past_any_aws_limit_is_refused_whole_and_within_them_reaches_moto() {
+    // moto refuses more than 10 entries itself; a lower count shows that
+    // the layer's own check refuses.
     let stack = spawn_strict_stack(StrictLimits {
+        put_events_max_entries: 5,
         put_events_max_request_bytes: 2_000,
         ..StrictLimits::default()
     })
     .await;
     let small = || entry_of_size(&stack, 100, None);
 
+    assert_eq!(put(&stack, (0..5).map(|_| small()).collect()).await, Ok(()));
     assert_eq!(
-        put(&stack, (0..10).map(|_| small()).collect()).await,
-        Ok(())
-    );
-    assert_eq!(
-        put(&stack, (0..11).map(|_| small()).collect()).await,
+        put(&stack, (0..6).map(|_| small()).collect()).await,
         refused("ValidationException"),
-        "eleven entries"
+        "one entry over the count"
     );
 
     let sized = |sizes: [usize; 2]| sizes.map(|size| entry_of_size(&stack, size, None)).to_vec();
@@ -97,14 +97,10 @@ async fn put_events_past_any_aws_limit_is_refused_whole_and_within_them_reaches_
     }
 }
 
-#[tokio::test]
-async fn sqs_sends_aws_would_refuse_are_refused_with_its_codes_against_the_queues_live_limit() {
-    let stack = spawn_strict_stack(StrictLimits {
-        sqs_max_batch_bytes: 1_500,
-        ..StrictLimits::default()
-    })
-    .await;
-    let queue_url = stack
+/// A queue of SQS's smallest `MaximumMessageSize`, 1,024 bytes, named
+/// after the stack; made again under the same URL when called again.
+async fn small_queue(stack: &Stack) -> String {
+    stack
         .sqs
         .create_queue()
         .queue_name(format!("{}strict", stack.names.prefix))
@@ -113,7 +109,70 @@ async fn sqs_sends_aws_would_refuse_are_refused_with_its_codes_against_the_queue
         .await
         .expect("queue created")
         .queue_url
-        .expect("a queue URL");
+        .expect("a queue URL")
+}
+
+async fn send_body(stack: &Stack, queue_url: &str, body: String) -> Outcome {
+    outcome(
+        stack
+            .sqs
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .send()
+            .await,
+    )
+}
+
+#[tokio::test]
+async fn the_layer_reads_a_queues_limit_again_when_it_changes_or_the_queue_is_made_again() {
+    let stack = spawn_strict_stack(StrictLimits::default()).await;
+    let queue_url = small_queue(&stack).await;
+    // 1,025 bytes in 513 characters: moto compares characters and would
+    // accept it, so only the layer's reading of the limit can refuse it.
+    let over = || format!("{}x", "é".repeat(512));
+    assert_eq!(
+        send_body(&stack, &queue_url, over()).await,
+        refused("InvalidParameterValue")
+    );
+
+    stack
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::MaximumMessageSize, "2048")
+        .send()
+        .await
+        .expect("attributes set");
+    assert_eq!(
+        send_body(&stack, &queue_url, over()).await,
+        Ok(()),
+        "after SetQueueAttributes"
+    );
+
+    stack
+        .sqs
+        .delete_queue()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .expect("queue deleted");
+    assert_eq!(small_queue(&stack).await, queue_url, "the same URL");
+    assert_eq!(
+        send_body(&stack, &queue_url, over()).await,
+        refused("InvalidParameterValue"),
+        "after the queue is made again"
+    );
+}
+
+#[tokio::test]
+async fn sqs_sends_aws_would_refuse_are_refused_with_its_codes_against_the_queues_live_limit() {
+    let stack = spawn_strict_stack(StrictLimits {
+        sqs_max_batch_bytes: 1_500,
+        ..StrictLimits::default()
+    })
+    .await;
+    let queue_url = small_queue(&stack).await;
     let attribute = |value: &str| {
         MessageAttributeValue::builder()
             .data_type("String")
@@ -131,9 +190,10 @@ async fn sqs_sends_aws_would_refuse_are_refused_with_its_codes_against_the_queue
         async { outcome(request.send().await) }
     };
 
-    assert_eq!(send("x".repeat(1_024), None).await, Ok(()));
+    // SQS counts bytes; moto counts characters, so these are the layer's.
+    assert_eq!(send("é".repeat(512), None).await, Ok(()));
     assert_eq!(
-        send("x".repeat(1_025), None).await,
+        send(format!("{}x", "é".repeat(512)), None).await,
         refused("InvalidParameterValue")
     );
     assert_eq!(
@@ -184,20 +244,6 @@ async fn sqs_sends_aws_would_refuse_are_refused_with_its_codes_against_the_queue
     assert_eq!(
         batch(&["x".repeat(800), "x".repeat(800)]).await,
         refused("BatchRequestTooLong")
-    );
-
-    stack
-        .sqs
-        .set_queue_attributes()
-        .queue_url(&queue_url)
-        .attributes(QueueAttributeName::MaximumMessageSize, "2048")
-        .send()
-        .await
-        .expect("attributes set");
-    assert_eq!(
-        send("x".repeat(1_025), None).await,
-        Ok(()),
-        "the layer reads the queue's limit again after it changes"
     );
 }
 
